@@ -279,6 +279,11 @@ def normalize_endpoint(raw, defaults, index=0, section="endpoints"):
     if bad_codes:
         err("status_codes must be HTTP status codes (100-599), got %s" % ", ".join(str(c) for c in bad_codes))
 
+    if method == "HEAD" and own.get("method"):
+        # An endpoint that asks for HEAD itself does not inherit body expectations it cannot meet.
+        for key in ("json", "return_body_fields"):
+            if key not in own:
+                merged[key] = None
     expectations = merged.get("json") or {}
     for path_key in expectations:
         problem = path_error(path_key)
@@ -289,7 +294,7 @@ def normalize_endpoint(raw, defaults, index=0, section="endpoints"):
         if problem:
             err("return_body_fields entry %r %s" % (path_key, problem))
     if method == "HEAD" and (expectations or merged.get("return_body_fields")):
-        err("json and return_body_fields need a body; use method GET, not HEAD")
+        err("json and return_body_fields need a response body, which HEAD does not get; use method GET")
 
     timeout = merged.get("timeout")
     timeout = 5.0 if timeout is None else timeout

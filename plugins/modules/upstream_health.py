@@ -64,7 +64,9 @@ options:
         description: Request path, with query string if any. Used with I(host).
         type: str
       method:
-        description: HTTP method. C(HEAD) cannot be combined with I(json) or I(return_body_fields).
+        description:
+          - HTTP method. C(HEAD) gets no body, so it cannot be combined with I(json) or I(return_body_fields);
+            an endpoint that sets C(HEAD) itself does not inherit the top-level ones.
         type: str
         choices: [GET, HEAD]
       status_codes:

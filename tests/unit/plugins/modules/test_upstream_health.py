@@ -168,7 +168,8 @@ def test_endpoint_is_named_by_url_when_unnamed():
         ({"host": "a", "path": "health"}, {}, "must start with /"),
         ({"host": "a", "method": "POST"}, {}, "GET or HEAD"),
         ({"host": "a", "method": "HEAD", "json": {"status": "ok"}}, {}, "use method GET"),
-        ({"host": "a", "method": "HEAD"}, {"return_body_fields": ["x"]}, "use method GET"),
+        ({"host": "a", "return_body_fields": ["x"]}, {"method": "HEAD"}, "use method GET"),
+        ({"host": "a"}, {"method": "HEAD", "json": {"status": "ok"}}, "use method GET"),
         ({"host": "a", "status_codes": [200, 42]}, {}, "got 42"),
         ({"host": "a", "json": {"a..b": 1}}, {}, "json path 'a..b'"),
         ({"host": "a", "return_body_fields": [""]}, {}, "return_body_fields entry ''"),
@@ -179,6 +180,12 @@ def test_endpoint_is_named_by_url_when_unnamed():
 )
 def test_normalize_endpoint_rejects_bad_input(raw, defaults, fragment):
     assert fragment in errors_for(raw, **defaults)
+
+
+def test_head_endpoint_does_not_inherit_body_expectations():
+    defaults = dict(DEFAULTS, json={"status": "ok"}, return_body_fields=["uptime"])
+    ep, errors = hh.normalize_endpoint({"host": "a", "method": "HEAD"}, defaults)
+    assert errors == [] and ep.json == {} and ep.return_body_fields == []
 
 
 def test_tls_defaults_are_ignored_for_plain_http_endpoints():
@@ -531,7 +538,7 @@ def test_module_reports_every_invalid_argument_in_one_message_before_any_request
     assert msg.startswith("invalid arguments: ")
     for fragment in (
         "endpoints[0]: url 'ftp://a/' must start with http:// or https://",
-        "endpoints[1]: json and return_body_fields need a body",
+        "endpoints[1]: json and return_body_fields need a response body",
         "max_workers must be at least 1",
         "distribution: count must be at least 1",
         "distribution: tolerance must be in [0, 1)",
