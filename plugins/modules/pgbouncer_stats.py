@@ -152,8 +152,10 @@ notes:
   - No PgBouncer release reports how many server connections it has opened since start, so the open
     connections stand in for "opened". This is exact while no server connection has been closed; when
     connections are recycled (C(server_lifetime), C(server_idle_timeout), server errors, C(RECONNECT))
-    the real number opened is higher and the reported ratio is an upper bound. With the usual figures
-    (thousands of transactions per recycled connection) the difference is a fraction of a percent.
+    the real number opened is higher and the reported ratio is an upper bound. Measured on PgBouncer 1.18
+    with C(server_lifetime=1) (an extreme churn) under pgbench, PostgreSQL counted 191 sessions opened for
+    131981 transactions (true ratio 99.86) while 14 were open at the end (reported 99.99); with the default
+    lifetime the 20 connections open were exactly the 20 opened (C(pg_stat_database.sessions)).
   - C(total_server_assignment_count) (PgBouncer 1.23 and later) is B(not) used for the ratio. It counts
     how often a server connection was handed to a client, which in transaction pooling happens once per
     transaction (measured on 1.24.1 under pgbench, 148676 assignments for 148698 transactions), so it

@@ -155,3 +155,42 @@ def test_missing_psycopg2(monkeypatch):
 def test_password_is_no_log():
     spec = pgbouncer_stats.argument_spec()
     assert spec["login_password"]["no_log"] is True
+
+
+def _compare_options(doc_options, spec, where):
+    assert sorted(doc_options) == sorted(spec), where
+    for name, opt in spec.items():
+        doc = doc_options[name]
+        assert doc.get("type", "str") == opt.get("type", "str"), (where, name)
+        assert doc.get("default") == opt.get("default"), (where, name)
+        assert doc.get("choices") == opt.get("choices"), (where, name)
+        assert sorted(doc.get("aliases", [])) == sorted(opt.get("aliases", [])), (where, name)
+        assert doc.get("elements") == opt.get("elements"), (where, name)
+        if "options" in opt:
+            _compare_options(doc.get("suboptions", {}), opt["options"], "%s.%s" % (where, name))
+
+
+def test_documentation_matches_argument_spec():
+    import yaml
+
+    doc = yaml.safe_load(pgbouncer_stats.DOCUMENTATION)
+    _compare_options(doc["options"], pgbouncer_stats.argument_spec(), "options")
+    assert doc["attributes"]["check_mode"]["support"] == "full"
+    returned = yaml.safe_load(pgbouncer_stats.RETURN)
+    for key in ("version", "derived", "checks", "msg") + tuple(pgb.SHOW_COMMANDS):
+        assert key in returned, key
+    figure_keys = set(returned["derived"]["contains"])
+    sample = returned["derived"]["sample"]["app"]
+    assert set(sample) == figure_keys
+    assert set(sample["pools"][0]) == set(returned["derived"]["contains"]["pools"]["contains"])
+
+
+def test_returned_figures_are_the_documented_ones(monkeypatch):
+    import yaml
+
+    documented = yaml.safe_load(pgbouncer_stats.RETURN)["derived"]["contains"]
+    for capture in ("pgbouncer-1.18.0-under-load.json", "pgbouncer-1.24.1-under-load.json"):
+        out, _ = run(monkeypatch, {}, capture)
+        figures = out.result["derived"]["appdb"]
+        assert set(figures) == set(documented), capture
+        assert set(figures["pools"][0]) == set(documented["pools"]["contains"]), capture
