@@ -10,7 +10,8 @@ Standard library only: it runs with the system python3 before any virtualenv exi
     labctl.py images      build the systemd base images, only when their recipe changed
     labctl.py prepare     all of the above, in that order
     labctl.py status      print what is there
-    labctl.py destroy     remove lab containers and the network (images and cache stay)
+    labctl.py destroy     remove the main lab's containers (--all: every lab container and the
+                          network); images and the package cache stay
 
 Every step is idempotent. When something is missing that this tool cannot provide, it stops with
 a message that says what is missing and how to fix it, and exits non-zero.
@@ -395,20 +396,25 @@ def ensure_images(releases: list[str]) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def lab_containers() -> list[str]:
-    proc = run(["docker", "ps", "-a", "--filter", "label=ywlab.host", "--format", "{{.Names}}"], check=False)
-    return [n for n in proc.stdout.split() if n]
+def lab_containers(group: str | None = None) -> list[str]:
+    label = f"ywlab.group={group}" if group else "ywlab.host"
+    proc = run(["docker", "ps", "-a", "--filter", f"label={label}", "--format", "{{.Names}}"], check=False)
+    return sorted(n for n in proc.stdout.split() if n)
 
 
-def destroy() -> None:
+def destroy(everything: bool) -> None:
+    """Remove the main lab's hosts; with everything, also Molecule's leftovers and the network.
+    Images and the package cache stay: they are what makes the next run fast."""
     if not docker_answers():
         log("no docker engine answers: nothing to remove")
         return
-    names = lab_containers()
+    names = lab_containers(None if everything else "main")
     if names:
         log(f"removing containers: {' '.join(names)}")
         run(["docker", "rm", "-f", "-v", *names])
-    if run(["docker", "network", "inspect", LAB["network"]], check=False).returncode == 0:
+    else:
+        log("no lab containers to remove")
+    if everything and run(["docker", "network", "inspect", LAB["network"]], check=False).returncode == 0:
         log(f"removing network {LAB['network']}")
         run(["docker", "network", "rm", LAB["network"]])
 
@@ -430,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["engine", "network", "cache", "images", "prepare", "status", "destroy"])
     parser.add_argument("--release", action="append", choices=LAB["releases"], help="only these image releases")
+    parser.add_argument("--all", action="store_true", help="destroy: also Molecule's hosts and the lab network")
     args = parser.parse_args(argv)
     try:
         if args.command == "engine":
@@ -454,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "status":
             status()
         elif args.command == "destroy":
-            destroy()
+            destroy(args.all)
     except LabError as exc:
         print(f"labctl: error: {exc}", file=sys.stderr)
         return 2
