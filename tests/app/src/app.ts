@@ -249,7 +249,7 @@ export function createApp(deps: AppDeps): Handler {
         }
         if (e instanceof HttpError) {
           if (e.status >= 500) log('ERROR', `${req.method} ${path} failed`, { status: e.status, error: e.message });
-          return send(res, e.status, { server, ...e.body });
+          return send(res, e.status, { ...e.body, server });
         }
         log('ERROR', `${req.method} ${path} failed`, { status: 500, error: errorMessage(e) });
         send(res, 500, { error: 'internal error', server });

@@ -18,6 +18,7 @@ export interface Config {
   jobWorkMs: number;
   jobs: JobName[];
   shutdownTimeoutMs: number;
+  shutdownDrainDelayMs: number;
   healthCheckTimeoutMs: number;
   dbPoolMax: number;
   migrateOnStart: boolean;
@@ -155,6 +156,7 @@ export function loadConfig(env: Env, defaults: Defaults, mode: Mode = 'server'):
     jobWorkMs: r.int('JOB_WORK_MS', 0, 0, 600000),
     jobs: jobIntervalMs === 0 ? [] : jobs,
     shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 10000, 100, 600000),
+    shutdownDrainDelayMs: r.int('SHUTDOWN_DRAIN_DELAY_MS', 0, 0, 600000),
     healthCheckTimeoutMs: r.int('HEALTH_CHECK_TIMEOUT_MS', 2000, 50, 60000),
     dbPoolMax: r.int('DB_POOL_MAX', 10, 1, 1000),
     migrateOnStart: r.bool('MIGRATE_ON_START', true),
@@ -163,6 +165,11 @@ export function loadConfig(env: Env, defaults: Defaults, mode: Mode = 'server'):
     keepAliveTimeoutMs: r.int('HTTP_KEEPALIVE_TIMEOUT_MS', 65000, 1000, 600000),
   };
 
+  if (config.shutdownDrainDelayMs >= config.shutdownTimeoutMs) {
+    r.errors.push(
+      `SHUTDOWN_DRAIN_DELAY_MS (${config.shutdownDrainDelayMs}) must be less than SHUTDOWN_TIMEOUT_MS (${config.shutdownTimeoutMs})`,
+    );
+  }
   if (r.errors.length > 0) return { ok: false, errors: r.errors };
   return { ok: true, config };
 }

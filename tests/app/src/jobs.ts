@@ -113,7 +113,9 @@ export class JobRunner {
       try {
         took = await backend.setNxPx(key, owner, this.o.lockTtlMs);
         if (!took) {
-          holder = await backend.get(key).catch(() => null);
+          // The holder, or if it finished meanwhile, whoever took this slot.
+          holder =
+            (await backend.get(key).catch(() => null)) ?? (await backend.get(runKey(job, slot)).catch(() => null));
         } else if (!(await backend.setNxPx(runKey(job, slot), serverId, runMarkerTtlMs(this.o.intervalMs, this.o.lockTtlMs)))) {
           // Another backend already ran this slot (its clock is ahead of ours) and released the lock.
           holder = await backend.get(runKey(job, slot)).catch(() => null);

@@ -30,29 +30,35 @@ export function createRedis(url: string, log: Logger): Redis {
 export class RedisLocks implements LockBackend {
   constructor(private readonly client: Redis) {}
 
-  async setNxPx(key: string, value: string, ttlMs: number): Promise<boolean> {
-    return (await this.client.set(key, value, 'PX', ttlMs, 'NX')) === 'OK';
+  /** Commands fail fast while disconnected; say so plainly instead of ioredis' queue message. */
+  private connected(): Redis {
+    if (this.client.status !== 'ready') throw new Error(`not connected (${this.client.status})`);
+    return this.client;
   }
 
-  get(key: string): Promise<string | null> {
-    return this.client.get(key);
+  async setNxPx(key: string, value: string, ttlMs: number): Promise<boolean> {
+    return (await this.connected().set(key, value, 'PX', ttlMs, 'NX')) === 'OK';
+  }
+
+  async get(key: string): Promise<string | null> {
+    return this.connected().get(key);
   }
 
   async compareAndDelete(key: string, value: string): Promise<boolean> {
-    return Number(await this.client.eval(COMPARE_AND_DELETE, 1, key, value)) === 1;
+    return Number(await this.connected().eval(COMPARE_AND_DELETE, 1, key, value)) === 1;
   }
 
   async listLocks(): Promise<LockInfo[]> {
     const keys: string[] = [];
     let cursor = '0';
     do {
-      const [next, batch] = await this.client.scan(cursor, 'MATCH', `${LOCK_PREFIX}*`, 'COUNT', 100);
+      const [next, batch] = await this.connected().scan(cursor, 'MATCH', `${LOCK_PREFIX}*`, 'COUNT', 100);
       cursor = next;
       keys.push(...batch);
     } while (cursor !== '0');
     const locks: LockInfo[] = [];
     for (const key of [...new Set(keys)].sort()) {
-      const [owner, ttl] = await Promise.all([this.client.get(key), this.client.pttl(key)]);
+      const [owner, ttl] = await Promise.all([this.connected().get(key), this.connected().pttl(key)]);
       if (owner === null || ttl === -2) continue; // released between SCAN and GET
       locks.push({ key, owner, server: serverOfOwner(owner), ttl_ms: ttl });
     }
@@ -60,7 +66,7 @@ export class RedisLocks implements LockBackend {
   }
 
   async ping(): Promise<void> {
-    const r = await this.client.ping();
+    const r = await this.connected().ping();
     if (r !== 'PONG') throw new Error(`unexpected PING reply ${r}`);
   }
 }

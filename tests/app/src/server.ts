@@ -96,12 +96,23 @@ async function main(): Promise<void> {
   const shutdown = async (signal: string): Promise<void> => {
     if (shuttingDown) return;
     shuttingDown = true;
-    log('INFO', 'Shutdown started', { signal, in_flight: inFlight(), timeout_ms: config.shutdownTimeoutMs });
+    log('INFO', 'Shutdown started', {
+      signal,
+      in_flight: inFlight(),
+      drain_delay_ms: config.shutdownDrainDelayMs,
+      timeout_ms: config.shutdownTimeoutMs,
+    });
     const force = setTimeout(() => {
       log('ERROR', 'Shutdown timed out, forcing exit', { in_flight: inFlight() });
       process.exit(1);
     }, config.shutdownTimeoutMs);
-    await Promise.allSettled([drain(server), jobs.stop()]);
+    const jobsStopped = jobs.stop();
+    if (config.shutdownDrainDelayMs > 0) {
+      // Keep answering (ready: false, Connection: close) so health-checking load balancers
+      // take this backend out before connections are refused.
+      await new Promise((r) => setTimeout(r, config.shutdownDrainDelayMs));
+    }
+    await Promise.allSettled([drain(server), jobsStopped]);
     const closeRedis =
       redisClient.status === 'ready' ? redisClient.quit().then(() => undefined) : Promise.resolve(redisClient.disconnect());
     await Promise.allSettled([pool.end(), withTimeout(closeRedis, 2000)]);

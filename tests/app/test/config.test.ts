@@ -106,3 +106,9 @@ test('migrate mode needs only DATABASE_URL', () => {
   const s = loadConfig({ DATABASE_URL: base.DATABASE_URL }, defaults, 'server');
   assert.equal(s.ok, false);
 });
+
+test('the drain delay must fit inside the shutdown timeout', () => {
+  assert.equal(ok({ ...base, SHUTDOWN_DRAIN_DELAY_MS: '2000' }).shutdownDrainDelayMs, 2000);
+  const r = loadConfig({ ...base, SHUTDOWN_DRAIN_DELAY_MS: '10000' }, defaults);
+  assert.ok(!r.ok && r.errors[0].includes('must be less than SHUTDOWN_TIMEOUT_MS'));
+});
