@@ -24,7 +24,7 @@ description:
     it does not know, C(BEGIN) included; the module therefore uses autocommit and only runs C(SHOW).
   - Only reads; never changes anything.
 author:
-  - ywmessaging.scaling contributors
+  - ywmessaging.scaling contributors (@ywmessaging)
 requirements:
   - psycopg2 (or psycopg2-binary) on the host that runs the module
 options:
@@ -142,6 +142,7 @@ attributes:
     description: The module only reads; it runs the same way in check mode.
   diff_mode:
     support: none
+    description: Nothing changes, so there is no diff.
 notes:
   - B(Connection reuse ratio.) PgBouncer exists so that many client transactions share few PostgreSQL
     connections. The ratio is the share of transactions that did not need a new server connection,

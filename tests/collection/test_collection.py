@@ -18,7 +18,9 @@ MODULES = sorted(
     if name.endswith(".py") and not name.startswith("_")
 )
 ROLES = sorted(
-    name for name in os.listdir(os.path.join(ROOT, "roles")) if os.path.isfile(os.path.join(ROOT, "roles", name, "tasks", "main.yml"))
+    name
+    for name in os.listdir(os.path.join(ROOT, "roles"))
+    if os.path.isfile(os.path.join(ROOT, "roles", name, "tasks", "main.yml"))
 )
 
 
@@ -26,8 +28,7 @@ def sh(argv, cwd, env=None, timeout=300):
     base = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     base["PATH"] = BIN + os.pathsep + base.get("PATH", "")
     base.update(env or {})
-    proc = subprocess.run(argv, cwd=cwd, env=base, capture_output=True, text=True, timeout=timeout)
-    return proc
+    return subprocess.run(argv, cwd=cwd, env=base, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def test_site_and_rollback_resolve_by_fqcn_from_a_fresh_clone(fresh_clone):
     for playbook in ("site.yml", "rollback.yml"):
         proc = sh(["ansible-playbook", playbook, "-i", "localhost,", "--list-tasks"], cwd=fresh_clone)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        name = playbook.split(".")[0]
+        name = playbook.split(".", maxsplit=1)[0]
         assert f"ywmessaging.scaling.{name}" in proc.stdout or "Phase 2" in proc.stdout, proc.stdout
 
 
@@ -105,7 +106,8 @@ def test_built_tarball_ships_the_collection_and_nothing_local(built_tarball):
 def test_installed_tarball_offers_site_and_rollback(built_tarball, tmp_path):
     dest = tmp_path / "collections"
     proc = sh(
-        ["ansible-galaxy", "collection", "install", "--no-deps", "--force", "-p", str(dest), str(built_tarball)], cwd=tmp_path
+        ["ansible-galaxy", "collection", "install", "--no-deps", "--force", "-p", str(dest), str(built_tarball)],
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     elsewhere = tmp_path / "elsewhere"
@@ -113,7 +115,9 @@ def test_installed_tarball_offers_site_and_rollback(built_tarball, tmp_path):
     env = {"ANSIBLE_COLLECTIONS_PATH": str(dest)}
     for name in ("site", "rollback"):
         proc = sh(
-            ["ansible-playbook", f"ywmessaging.scaling.{name}", "-i", "localhost,", "--list-tasks"], cwd=elsewhere, env=env
+            ["ansible-playbook", f"ywmessaging.scaling.{name}", "-i", "localhost,", "--list-tasks"],
+            cwd=elsewhere,
+            env=env,
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "Phase 2" in proc.stdout, proc.stdout

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Lab engine tooling for ywmessaging.scaling: a Docker engine, a lab network, a host-side
 package cache and cached systemd base images of Debian 12 and 13.
 
@@ -31,7 +30,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-LAB = json.load(open(os.path.join(HERE, "lab.json"), encoding="utf-8"))
+with open(os.path.join(HERE, "lab.json"), encoding="utf-8") as _fh:
+    LAB = json.load(_fh)
 # Bump when the way images are built changes in a way lab.json does not show.
 IMAGE_RECIPE_VERSION = "3"
 DOCKERD_LOG = "/var/log/ywlab-dockerd.log"
@@ -47,7 +47,7 @@ def log(msg: str) -> None:
 
 
 def run(argv: list[str], check: bool = True, capture: bool = True, **kw) -> subprocess.CompletedProcess:
-    proc = subprocess.run(argv, text=True, capture_output=capture, **kw)
+    proc = subprocess.run(argv, text=True, capture_output=capture, check=False, **kw)
     if check and proc.returncode != 0:
         detail = (proc.stderr or proc.stdout or "").strip() if capture else ""
         raise LabError(f"command failed ({proc.returncode}): {' '.join(argv)}\n{detail}")
@@ -228,7 +228,8 @@ def ensure_cache() -> None:
     pidfile = f"{ACNG_RUN}/pid"
     if os.path.exists(pidfile):
         try:
-            os.kill(int(open(pidfile).read().strip()), 15)
+            with open(pidfile, encoding="utf-8") as fh:
+                os.kill(int(fh.read().strip()), 15)
             time.sleep(1)
         except (ValueError, ProcessLookupError):
             pass
@@ -254,15 +255,14 @@ def host_mirrors() -> tuple[str, str]:
     security = os.environ.get("YWLAB_SECURITY_MIRROR", "")
     uris: list[str] = []
     for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
-        for line in open(path, encoding="utf-8"):
+        for line in read_lines(path):
             if line.strip().startswith("URIs:"):
                 uris.extend(line.split(":", 1)[1].split())
     for path in ["/etc/apt/sources.list", *sorted(glob.glob("/etc/apt/sources.list.d/*.list"))]:
-        if os.path.exists(path):
-            for line in open(path, encoding="utf-8"):
-                parts = line.split()
-                if parts and parts[0] == "deb":
-                    uris.extend(p for p in parts[1:] if "://" in p)
+        for line in read_lines(path):
+            parts = line.split()
+            if parts and parts[0] == "deb":
+                uris.extend(p for p in parts[1:] if "://" in p)
     debian = [u.rstrip("/") for u in uris if u.startswith("http://") and "debian" in u]
     if not mirror:
         mirror = next((u for u in debian if not u.endswith("-security")), "")
@@ -274,6 +274,13 @@ def host_mirrors() -> tuple[str, str]:
             "host's apt sources. Set YWLAB_DEBIAN_MIRROR (and YWLAB_SECURITY_MIRROR) to http:// mirror URLs."
         )
     return mirror, security
+
+
+def read_lines(path: str) -> list[str]:
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as fh:
+        return fh.readlines()
 
 
 def image_recipe(release: str) -> dict:
@@ -292,7 +299,9 @@ def recipe_digest(recipe: dict) -> str:
 
 
 def image_label(image: str) -> str | None:
-    proc = run(["docker", "image", "inspect", image, "--format", '{{index .Config.Labels "ywlab.recipe"}}'], check=False)
+    proc = run(
+        ["docker", "image", "inspect", image, "--format", '{{index .Config.Labels "ywlab.recipe"}}'], check=False
+    )
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
@@ -420,11 +429,14 @@ def destroy(everything: bool) -> None:
 
 
 def status() -> None:
-    print(f"docker engine : {'up' if docker_answers() else 'DOWN'}")
-    if not docker_answers():
+    up = docker_answers()
+    print(f"docker engine : {'up' if up else 'DOWN'}")
+    if not up:
         return
-    print(f"network       : {LAB['network']} {'present' if run(['docker', 'network', 'inspect', LAB['network']], check=False).returncode == 0 else 'absent'}")  # noqa: E501
-    print(f"apt cache     : {'answers' if cache_answers(LAB['gateway']) else 'down'} ({LAB['gateway']}:{LAB['apt_cache_port']})")  # noqa: E501
+    network = run(["docker", "network", "inspect", LAB["network"]], check=False).returncode == 0
+    cache = "answers" if cache_answers(LAB["gateway"]) else "down"
+    print(f"network       : {LAB['network']} {'present' if network else 'absent'}")
+    print(f"apt cache     : {cache} ({LAB['gateway']}:{LAB['apt_cache_port']})")
     for release in LAB["releases"]:
         image = f"{LAB['image_repo']}:{release}"
         label = image_label(image)
@@ -438,30 +450,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--release", action="append", choices=LAB["releases"], help="only these image releases")
     parser.add_argument("--all", action="store_true", help="destroy: also Molecule's hosts and the lab network")
     args = parser.parse_args(argv)
+    # Each step needs the ones before it.
+    ladder = ["engine", "network", "cache", "images"]
+    steps = {
+        "engine": ensure_engine,
+        "network": ensure_network,
+        "cache": ensure_cache,
+        "images": lambda: ensure_images(args.release or LAB["releases"]),
+    }
     try:
-        if args.command == "engine":
-            ensure_engine()
-        elif args.command == "network":
-            ensure_engine()
-            ensure_network()
-        elif args.command == "cache":
-            ensure_engine()
-            ensure_network()
-            ensure_cache()
-        elif args.command == "images":
-            ensure_engine()
-            ensure_network()
-            ensure_cache()
-            ensure_images(args.release or LAB["releases"])
-        elif args.command == "prepare":
-            ensure_engine()
-            ensure_network()
-            ensure_cache()
-            ensure_images(args.release or LAB["releases"])
-        elif args.command == "status":
+        if args.command == "status":
             status()
         elif args.command == "destroy":
             destroy(args.all)
+        else:
+            last = ladder.index("images" if args.command == "prepare" else args.command)
+            for step in ladder[: last + 1]:
+                steps[step]()
     except LabError as exc:
         print(f"labctl: error: {exc}", file=sys.stderr)
         return 2

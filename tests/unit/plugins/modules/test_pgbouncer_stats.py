@@ -81,7 +81,7 @@ def test_show_selects_output_but_figures_still_computed(monkeypatch):
 
 def test_thresholds_passing_list_checks(monkeypatch):
     args = {"thresholds": {"min_reuse_ratio": 90, "max_avg_query_time_ms": 50, "max_pool_utilization": 90}}
-    out, _ = run(monkeypatch, args, "pgbouncer-1.18.0-after-load.json")
+    out = run(monkeypatch, args, "pgbouncer-1.18.0-after-load.json")[0]
     assert not out.failed
     assert out.result["msg"] == "3 PgBouncer threshold check(s) passed, 0 skipped"
     checks = dict((c["name"], c) for c in out.result["checks"])
@@ -101,7 +101,7 @@ def test_thresholds_violated_fail_with_one_message_and_full_data(monkeypatch):
             "max_maxwait_ms": 1,
         }
     }
-    out, _ = run(monkeypatch, args, "pgbouncer-1.24.1-under-load.json")
+    out = run(monkeypatch, args, "pgbouncer-1.24.1-under-load.json")[0]
     assert out.failed
     msg = out.result["msg"]
     assert msg.startswith("3 PgBouncer thresholds violated: ")
@@ -114,13 +114,13 @@ def test_thresholds_violated_fail_with_one_message_and_full_data(monkeypatch):
 
 
 def test_unknown_threshold_option_is_rejected(monkeypatch):
-    out, _ = run(monkeypatch, {"thresholds": {"min_reuse_ratoi": 90}}, "pgbouncer-1.18.0-after-load.json")
+    out = run(monkeypatch, {"thresholds": {"min_reuse_ratoi": 90}}, "pgbouncer-1.18.0-after-load.json")[0]
     assert out.failed
     assert "min_reuse_ratoi" in out.result["msg"]
 
 
 def test_check_mode_reads_the_same(monkeypatch):
-    out, _ = run(monkeypatch, {"_ansible_check_mode": True}, "pgbouncer-1.18.0-after-load.json")
+    out = run(monkeypatch, {"_ansible_check_mode": True}, "pgbouncer-1.18.0-after-load.json")[0]
     assert not out.failed
     assert out.result["changed"] is False
     assert out.result["derived"]["appdb"]["transactions"] == 310150
@@ -128,7 +128,7 @@ def test_check_mode_reads_the_same(monkeypatch):
 
 def test_connection_refused_fails_clearly_without_password(monkeypatch):
     driver = fake.FakeDriver(connect_error="FATAL:  not allowed")
-    out, _ = run(monkeypatch, {"login_user": "app_user"}, driver=driver)
+    out = run(monkeypatch, {"login_user": "app_user"}, driver=driver)[0]
     assert out.failed
     assert "as user app_user: FATAL:  not allowed" in out.result["msg"]
     assert "admin_users or stats_users" in out.result["msg"]
@@ -137,7 +137,7 @@ def test_connection_refused_fails_clearly_without_password(monkeypatch):
 
 def test_console_error_while_reading_fails(monkeypatch):
     driver = fake.FakeDriver(fake.load("pgbouncer-1.18.0-under-load.json"), fail_on=["pools"])
-    out, _ = run(monkeypatch, {}, driver=driver)
+    out = run(monkeypatch, {}, driver=driver)[0]
     assert out.failed
     assert out.result["msg"].startswith("Reading PgBouncer admin console pgbouncer")
     assert "SHOW POOLS failed" in out.result["msg"]
@@ -190,7 +190,7 @@ def test_returned_figures_are_the_documented_ones(monkeypatch):
 
     documented = yaml.safe_load(pgbouncer_stats.RETURN)["derived"]["contains"]
     for capture in ("pgbouncer-1.18.0-under-load.json", "pgbouncer-1.24.1-under-load.json"):
-        out, _ = run(monkeypatch, {}, capture)
+        out = run(monkeypatch, {}, capture)[0]
         figures = out.result["derived"]["appdb"]
         assert set(figures) == set(documented), capture
         assert set(figures["pools"][0]) == set(documented["pools"]["contains"]), capture
