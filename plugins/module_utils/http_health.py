@@ -571,7 +571,7 @@ def serving_upstream(value):
 def collect_distribution(endpoint, count, concurrency, header, request=http_request):
     """Send ``count`` requests with ``concurrency`` workers and tally who served them."""
 
-    def one(_):
+    def one(_index):
         try:
             response = request(endpoint)
         except ProbeError as exc:

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, ywmessaging.scaling contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -116,7 +115,7 @@ def run_playbook(path, workdir):
         str(path),
     ]
     started = time.monotonic()
-    proc = subprocess.run(argv, cwd=str(ROOT), env=env, capture_output=True, text=True)
+    proc = subprocess.run(argv, cwd=str(ROOT), env=env, capture_output=True, text=True, check=False)
     elapsed = time.monotonic() - started
     (workdir / (path.stem + ".log")).write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
@@ -125,14 +124,14 @@ def run_playbook(path, workdir):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--endpoints", type=int, default=50, help="number of loopback endpoints (default 50)")
     parser.add_argument("--delay-ms", type=int, default=200, help="each endpoint's response delay (default 200)")
     parser.add_argument("--rounds", type=int, default=1, help="run each playbook this many times; median shown")
     parser.add_argument("--max-workers", type=int, default=0, help="upstream_health max_workers (default: module's)")
     args = parser.parse_args()
 
-    servers = [SlowEndpoint(args.delay_ms / 1000.0) for _ in range(args.endpoints)]
+    servers = [SlowEndpoint(args.delay_ms / 1000.0) for _index in range(args.endpoints)]
     urls = [s.url for s in servers]
     times = {}
     with tempfile.TemporaryDirectory(prefix="bench-upstream-health-") as tmp:
@@ -142,7 +141,7 @@ def main():
         for name, content in books.items():
             paths[name] = workdir / (name.replace(" ", "_") + ".yml")
             paths[name].write_text(json.dumps(content, indent=2))
-        for _ in range(args.rounds):
+        for _round in range(args.rounds):
             for name in books:
                 before = [s.hits for s in servers]
                 times.setdefault(name, []).append(run_playbook(paths[name], workdir))

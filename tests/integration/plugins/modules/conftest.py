@@ -142,7 +142,10 @@ def http_server():
     def start(behaviour=None, tls_context=None, **fixed):
         if behaviour is None:
             reply = Reply(**fixed)
-            behaviour = lambda _request: reply  # noqa: E731
+
+            def behaviour(_request, reply=reply):
+                return reply
+
         server = LoopbackServer(behaviour, tls_context)
         servers.append(server)
         return server
@@ -367,7 +370,9 @@ def run_module():
         ]
         if check:
             argv.append("--check")
-        proc = subprocess.run(argv, cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            argv, cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
         try:
             data = json.loads(proc.stdout)
             result = data["plays"][0]["tasks"][0]["hosts"]["localhost"]

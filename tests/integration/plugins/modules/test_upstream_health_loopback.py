@@ -181,7 +181,7 @@ def test_tls_by_address_with_ca_path_and_sni(http_server, tls_material, run_modu
 
 
 def _backends(http_server, n):
-    return [http_server(status=200, body=HEALTHY) for _ in range(n)]
+    return [http_server(status=200, body=HEALTHY) for _index in range(n)]
 
 
 def test_distribution_counts_requests_per_upstream(http_server, balancer, run_module):

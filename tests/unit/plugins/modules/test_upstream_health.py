@@ -134,10 +134,10 @@ def test_normalize_endpoint_forms(raw, scheme, host, port, path, url):
 
 def test_module_level_defaults_apply_and_endpoint_values_win():
     defaults = dict(DEFAULTS, port=3000, path="/health", json={"status": "ok"}, headers={"X-A": "1", "X-B": "1"})
-    inherited, _ = hh.normalize_endpoint({"host": "10.0.0.1"}, defaults)
-    own, _ = hh.normalize_endpoint(
+    inherited = hh.normalize_endpoint({"host": "10.0.0.1"}, defaults)[0]
+    own = hh.normalize_endpoint(
         {"host": "10.0.0.2", "port": 3001, "json": {"ready": True}, "headers": {"X-B": "2"}}, defaults
-    )
+    )[0]
     assert (inherited.port, inherited.path, inherited.json) == (3000, "/health", {"status": "ok"})
     # json is replaced, not merged; headers are merged with the endpoint winning.
     assert (own.port, own.json) == (3001, {"ready": True})
@@ -448,9 +448,9 @@ def test_evaluate_distribution(t, kwargs, fragments):
 
 
 def test_distribution_summary_shares_and_counts():
-    _, summary = hh.evaluate_distribution(
+    summary = hh.evaluate_distribution(
         tally({"a:1": 20, "b:1": 10}, failures={"connection refused": 1}, missing=2), "X-Up", expected=["a:1", "b:1"]
-    )
+    )[1]
     assert summary["shares"] == {"a:1": 66.7, "b:1": 33.3}
     assert (summary["requests"], summary["succeeded"], summary["failed"], summary["missing_header"]) == (33, 32, 1, 2)
     assert summary["required_per_upstream"] == 7.5
