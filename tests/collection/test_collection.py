@@ -17,10 +17,11 @@ MODULES = sorted(
     for name in os.listdir(os.path.join(ROOT, "plugins", "modules"))
     if name.endswith(".py") and not name.startswith("_")
 )
+ROLES_DIR = os.path.join(ROOT, "roles")
 ROLES = sorted(
     name
-    for name in os.listdir(os.path.join(ROOT, "roles"))
-    if os.path.isfile(os.path.join(ROOT, "roles", name, "tasks", "main.yml"))
+    for name in (os.listdir(ROLES_DIR) if os.path.isdir(ROLES_DIR) else [])
+    if os.path.isfile(os.path.join(ROLES_DIR, name, "tasks", "main.yml"))
 )
 
 
