@@ -19,6 +19,7 @@ a message that says what is missing and how to fix it, and exits non-zero.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import glob
 import hashlib
 import json
@@ -444,6 +445,21 @@ def status() -> None:
     print(f"containers    : {' '.join(lab_containers()) or '-'}")
 
 
+_LOCK = None
+
+
+def hold_lab_lock() -> None:
+    """Several Molecule scenarios may prepare the lab at the same time: one labctl at a time, the
+    others then find everything in place. Held until the process exits."""
+    global _LOCK  # noqa: PLW0603
+    path = "/run/lock/ywlab-labctl.lock" if os.path.isdir("/run/lock") else "/var/lock/ywlab-labctl.lock"
+    try:
+        _LOCK = open(path, "a+")  # noqa: SIM115 - held for the life of the process
+    except OSError:
+        return  # not ours to lock (an unprivileged user): the steps below say what is missing
+    fcntl.flock(_LOCK, fcntl.LOCK_EX)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["engine", "network", "cache", "images", "prepare", "status", "destroy"])
@@ -461,7 +477,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "status":
             status()
-        elif args.command == "destroy":
+            return 0
+        hold_lab_lock()
+        if args.command == "destroy":
             destroy(args.all)
         else:
             last = ladder.index("images" if args.command == "prepare" else args.command)
