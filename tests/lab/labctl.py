@@ -152,24 +152,43 @@ def ensure_engine() -> None:
 
 def ensure_network() -> None:
     name = LAB["network"]
-    proc = run(["docker", "network", "inspect", name, "--format", "{{json .IPAM.Config}}"], check=False)
+    proc = run(["docker", "network", "inspect", name, "--format", "{{.Id}} {{json .IPAM.Config}}"], check=False)
     if proc.returncode == 0:
-        configs = json.loads(proc.stdout or "[]") or []
-        subnets = {c.get("Subnet") for c in configs}
+        net_id, config = proc.stdout.strip().split(" ", 1)
+        subnets = {c.get("Subnet") for c in (json.loads(config or "[]") or [])}
         if LAB["subnet"] not in subnets:
             raise LabError(
                 f"docker network {name} exists with subnet(s) {sorted(subnets)}, not {LAB['subnet']} "
-                f"(tests/lab/lab.json). Remove it with `labctl.py destroy` and run again."
+                f"(tests/lab/lab.json). Remove it with `labctl.py destroy --all` and run again."
             )
-        return
-    log(f"creating docker network {name} ({LAB['subnet']})")
-    run(
-        [
-            "docker", "network", "create", "--driver", "bridge",
-            "--subnet", LAB["subnet"], "--gateway", LAB["gateway"],
-            "--label", "ywlab=1", name,
-        ]
-    )  # fmt: skip
+    else:
+        log(f"creating docker network {name} ({LAB['subnet']})")
+        run(
+            [
+                "docker", "network", "create", "--driver", "bridge",
+                "--subnet", LAB["subnet"], "--gateway", LAB["gateway"],
+                "--label", "ywlab=1", name,
+            ]
+        )  # fmt: skip
+        net_id = run(["docker", "network", "inspect", name, "--format", "{{.Id}}"]).stdout.strip()
+    remove_stale_bridges(f"br-{net_id[:12]}")
+
+
+def remove_stale_bridges(ours: str) -> None:
+    """A bridge left behind by an earlier Docker engine (its state wiped, its interface not) that
+    still carries the lab's gateway address steals the route to the lab subnet: hosts could no
+    longer reach the package cache. Only bridges docker named (br-<id>) are touched."""
+    proc = run(["ip", "-o", "-4", "addr", "show"], check=False)
+    for line in proc.stdout.splitlines():
+        fields = line.split()
+        if len(fields) < 4 or not fields[3].startswith(LAB["gateway"] + "/"):
+            continue
+        ifname = fields[1]
+        if ifname != ours and ifname.startswith("br-"):
+            if not is_root():
+                raise LabError(f"stale bridge {ifname} holds the lab gateway {LAB['gateway']}: ip link delete {ifname}")
+            log(f"removing stale bridge {ifname} (it holds the lab gateway {LAB['gateway']})")
+            run(["ip", "link", "delete", ifname])
 
 
 # --------------------------------------------------------------------------------------------
