@@ -17,7 +17,7 @@ description:
     C(filtered) (no answer before the timeout - a firewall or security group drops it),
     C(unreachable) (no route) or C(unresolved) (the name does not resolve).
   - A target expects C(open) (an existing service, such as PostgreSQL) or C(reachable) (C(open) or
-    C(refused): a port whose service this deployment is about to install, such as PgBouncer's).
+    C(refused), for a port whose service this deployment is about to install, such as PgBouncer's).
   - Run it on the host that will use each path (delegate or target that host), so a security group
     between two servers is tested from the right side.
   - Fails with one table listing every target whose state its expectation does not accept.
