@@ -1,0 +1,106 @@
+"""Pre-flight tells an operator everything that is wrong, at once, before anything is deployed:
+missing groups, unreachable hosts, blocked or dead ports (from the side that uses them), disk, OS."""
+
+import os
+import subprocess
+
+import pytest
+
+testinfra_hosts = ["preflight-db"]
+
+SCENARIO = os.environ.get("MOLECULE_SCENARIO_DIRECTORY", os.path.dirname(os.path.dirname(__file__)))
+
+
+def preflight(*extra_vars, inventories=()):
+    argv = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"]]
+    for inventory in inventories:
+        argv += ["-i", inventory]
+    argv.append(os.path.join(SCENARIO, "converge.yml"))
+    for item in extra_vars:
+        argv += ["-e", item]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_a_healthy_topology_passes_and_says_what_it_checked():
+    rc, out = preflight()
+    assert rc == 0, out
+    # db -> nothing; app: pgbouncer->pg, backend->pgbouncer, backend->pg, backend->redis, lb->backend (5);
+    # controller -> lb 80 and 443 (2).
+    assert "Pre-flight passed: 2 hosts, 7 port paths, disk and OS checked" in out
+    assert "is not tested" not in out and "unsupported" not in out
+
+
+@pytest.fixture
+def redis_port_dropped(host):
+    rule = "INPUT -p tcp --dport 6379 -j DROP"
+    assert host.run(f"iptables -A {rule}").rc == 0
+    yield
+    host.run(f"iptables -D {rule}")
+
+
+def test_a_firewall_drop_is_reported_as_filtered_from_the_backend_side(redis_port_dropped):
+    rc, out = preflight()
+    assert rc != 0
+    assert "Pre-flight found 1 problem(s)" in out
+    assert "from preflight-app to" in out and ":6379 (backend -> redis) expected open, found filtered" in out
+
+
+@pytest.fixture
+def redis_stopped(host):
+    assert host.run("systemctl stop redis-server").rc == 0
+    yield
+    host.run("systemctl start redis-server")
+
+
+def test_a_stopped_existing_service_is_reported_as_refused(redis_stopped):
+    rc, out = preflight()
+    assert rc != 0
+    assert ":6379 (backend -> redis) expected open, found refused" in out
+
+
+def test_ports_of_services_still_to_deploy_only_need_to_be_reachable():
+    # Nothing listens on 6432, 3000, 80 or 443 yet: refused is fine, as the first test showed.
+    rc, out = preflight("{'preflight_paths': [{'name': 'must listen', 'from': 'backend', 'to_group': 'pgbouncer', "
+                        "'port': 6432, 'expect': 'open'}]}")  # fmt: skip
+    assert rc != 0
+    assert "(must listen (preflight-app)) expected open, found refused" in out
+
+
+def test_missing_groups_fail_before_any_host_is_contacted():
+    rc, out = preflight("{'preflight_required_groups': ['pgbouncer', 'backend', 'lb', 'monitoring']}")
+    assert rc != 0
+    assert "the inventory lacks the group(s) monitoring" in out
+    assert "Read what the checks need" not in out
+
+
+def test_a_path_without_target_fails_naming_the_variable():
+    rc, out = preflight("preflight_redis_host=")
+    assert rc != 0
+    assert "backend -> redis" in out and "preflight_redis_host" in out
+
+
+def test_every_problem_of_every_host_is_in_one_report(tmp_path):
+    ghost = tmp_path / "ghost.yml"
+    ghost.write_text(
+        "all:\n  children:\n    backend:\n      hosts:\n        preflight-ghost:\n"
+        "          ansible_connection: community.docker.docker\n"
+    )
+    rc, out = preflight("preflight_min_free_mb=100000000", inventories=[str(ghost)])
+    assert rc != 0
+    assert "host preflight-ghost: unreachable" in out
+    assert "host preflight-db:" in out and "needs preflight_min_free_mb=100000000" in out
+    assert "host preflight-app:" in out
+
+
+def test_an_untested_os_warns_and_an_unsupported_one_fails():
+    rc, out = preflight("{'preflight_tested_os': [{'distribution': 'Debian', 'major': '12'}], "
+                        "'preflight_untested_os': [{'distribution': 'Debian', 'major': '13'}]}")  # fmt: skip
+    assert rc == 0, out
+    assert "preflight-app: Debian 13 is not tested by this collection" in out
+    rc, out = preflight(
+        "{'preflight_tested_os': [{'distribution': 'Debian', 'major': '12'}], 'preflight_untested_os': []}"
+    )
+    assert rc != 0
+    assert "host preflight-app: Debian 13 is not supported" in out
+    assert "preflight_allow_unsupported_os" in out
