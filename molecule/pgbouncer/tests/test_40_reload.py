@@ -1,0 +1,120 @@
+"""A pool size change is applied with a reload while clients stay connected (runs last: it re-runs the role).
+
+pgbench keeps 100 client connections open on each PgBouncer host, and reports progress every second,
+while the role runs again with pgbouncer_default_pool_size = 40. pgbench aborts a client whose
+connection breaks and says so; it is stopped once the role is done, so the proof does not depend on
+how long the role takes.
+"""
+
+import re
+import subprocess
+import time
+
+from pgblab import DB_HOST, LAB, PGBOUNCER_HOSTS, ansible_playbook, docker_exec, psql, recap
+
+testinfra_hosts = [DB_HOST]
+
+NEW_POOL_SIZE = 40
+CLIENTS = 100
+LOAD = r"""
+PGPASSWORD="$APP_PASSWORD" pgbench --no-vacuum --select-only --client=%(clients)d --jobs=2 --rate=200 --time=900 \
+  --progress=1 --host=%(target)s --port=6432 --username=app appdb &
+echo $! > /tmp/reload-load-%(target)s.pid
+wait
+"""
+
+
+def main_pid(name):
+    return docker_exec(name, "systemctl show --property MainPID --value pgbouncer", check=True).stdout.strip()
+
+
+def start_load(target):
+    argv = [
+        "docker",
+        "exec",
+        "-u",
+        "postgres",
+        "-w",
+        "/",
+        "-e",
+        "APP_PASSWORD=" + LAB["lab_app_password"],
+        DB_HOST,
+        "bash",
+        "-c",
+        LOAD % {"clients": CLIENTS, "target": target},
+    ]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def stop_load(target, proc):
+    docker_exec(DB_HOST, "kill -TERM $(cat /tmp/reload-load-%s.pid)" % target, user="postgres")
+    try:
+        return proc.communicate(timeout=60)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def console(name, sql):
+    shown = psql(name, sql, user="pgbouncer_stats", password=LAB["lab_pgbouncer_stats_password"], dbname="pgbouncer")
+    assert shown.returncode == 0, shown.stderr
+    return [line.split("|") for line in shown.stdout.splitlines() if "|" in line]
+
+
+def running_setting(name, key):
+    return dict(row[:2] for row in console(name, "SHOW CONFIG"))[key]
+
+
+def app_clients(name):
+    """Client connections of the app user to appdb (SHOW CLIENTS)."""
+    return sum(1 for row in console(name, "SHOW CLIENTS") if row[1:3] == ["app", "appdb"])
+
+
+def wait_for_clients(name, count, seconds=120):
+    deadline = time.monotonic() + seconds
+    while app_clients(name) < count and time.monotonic() < deadline:
+        time.sleep(1)
+    return app_clients(name)
+
+
+def test_a_new_default_pool_size_is_reloaded_while_pgbench_clients_stay_connected():
+    pids = {name: main_pid(name) for name in PGBOUNCER_HOSTS}
+    loads = {name: start_load(name) for name in PGBOUNCER_HOSTS}
+    outputs = {}
+    try:
+        for name in PGBOUNCER_HOSTS:
+            assert wait_for_clients(name, CLIENTS) == CLIENTS
+        run = ansible_playbook("converge.yml", "-e", "pgbouncer_default_pool_size=%d" % NEW_POOL_SIZE)
+        time.sleep(3)  # a few more seconds of traffic on the reloaded configuration
+        still_connected = {name: app_clients(name) for name in PGBOUNCER_HOSTS}
+    finally:
+        for name, proc in loads.items():
+            outputs[name] = stop_load(name, proc)
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output
+    assert "RUNNING HANDLER [ywmessaging.scaling.pgbouncer : Reload PgBouncer]" in output
+    hosts = recap(output)
+    for name in PGBOUNCER_HOSTS:
+        assert hosts[name]["changed"] >= 1, output
+        assert main_pid(name) == pids[name], "%s was restarted, not reloaded" % name
+        assert running_setting(name, "default_pool_size") == str(NEW_POOL_SIZE)
+        assert still_connected[name] == CLIENTS, still_connected
+        load = outputs[name]
+        progress = re.findall(r"^progress: ([0-9.]+) s, ([0-9.]+) tps, .*, (\d+) failed", load, re.MULTILINE)
+        assert progress, load
+        assert "error" not in load.lower() and "aborted" not in load, load
+        assert all(failed == "0" for _, _, failed in progress), load
+        # pgbench ran through the whole role run and kept serving transactions until it was stopped.
+        assert float(progress[-1][0]) >= run.seconds, (run.seconds, progress[-1])
+        assert all(float(tps) > 0 for _, tps, _ in progress[-3:]), progress[-5:]
+        log = docker_exec(name, "grep -c 'got SIGHUP, re-reading config' /var/log/pgbouncer/pgbouncer.log").stdout
+        assert int(log.strip() or 0) >= 1
+
+
+def test_the_role_puts_the_pool_size_back_with_another_reload():
+    pids = {name: main_pid(name) for name in PGBOUNCER_HOSTS}
+    run = ansible_playbook("converge.yml")
+    assert run.returncode == 0, run.stdout + run.stderr
+    for name in PGBOUNCER_HOSTS:
+        assert main_pid(name) == pids[name]
+        assert running_setting(name, "default_pool_size") == "30"
