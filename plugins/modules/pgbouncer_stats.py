@@ -136,13 +136,8 @@ options:
           - Default is every database except the admin database (see O(include_admin_db)).
         type: list
         elements: str
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads; it runs the same way in check mode.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is no diff.
+extends_documentation_fragment:
+  - ywmessaging.scaling.read_only
 notes:
   - B(Connection reuse ratio.) PgBouncer exists so that many client transactions share few PostgreSQL
     connections. The ratio is the share of transactions that did not need a new server connection,

@@ -23,14 +23,8 @@ description:
   - Fails with one table listing every target whose state its expectation does not accept.
 author:
   - ywmessaging.scaling contributors (@ywmessaging)
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-    details: The module only connects and disconnects; it never changes anything.
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: none
+extends_documentation_fragment:
+  - ywmessaging.scaling.read_only
 options:
   targets:
     description: The ports to probe.

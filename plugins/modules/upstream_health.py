@@ -28,14 +28,8 @@ description:
     except I(headers), which are merged (the endpoint's value wins for the same header).
 author:
   - ywmessaging.scaling contributors (@ywmessaging)
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-    details: The module only reads; it sends the same requests in check mode and never reports a change.
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: none
+extends_documentation_fragment:
+  - ywmessaging.scaling.read_only
 options:
   endpoints:
     description:

@@ -175,7 +175,7 @@ def test_documentation_matches_argument_spec():
 
     doc = yaml.safe_load(pgbouncer_stats.DOCUMENTATION)
     _compare_options(doc["options"], pgbouncer_stats.argument_spec(), "options")
-    assert doc["attributes"]["check_mode"]["support"] == "full"
+    assert documented_attributes(doc)["check_mode"]["support"] == "full"
     returned = yaml.safe_load(pgbouncer_stats.RETURN)
     for key in ("version", "derived", "checks", "msg") + tuple(pgb.SHOW_COMMANDS):
         assert key in returned, key
@@ -194,3 +194,15 @@ def test_returned_figures_are_the_documented_ones(monkeypatch):
         figures = out.result["derived"]["appdb"]
         assert set(figures) == set(documented), capture
         assert set(figures["pools"][0]) == set(documented["pools"]["contains"]), capture
+
+
+def documented_attributes(doc):
+    """The module's attributes, including those it takes from the collection's doc fragment."""
+    import yaml
+
+    from ansible_collections.ywmessaging.scaling.plugins.doc_fragments.read_only import ModuleDocFragment
+
+    attributes = dict(doc.get("attributes", {}))
+    if "ywmessaging.scaling.read_only" in doc.get("extends_documentation_fragment", []):
+        attributes.update(yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["attributes"])
+    return attributes

@@ -566,7 +566,19 @@ def test_module_documentation_lists_every_option():
     assert set(doc["options"]) == set(spec)
     for section in ("endpoints", "distribution"):
         assert set(doc["options"][section]["suboptions"]) == set(spec[section]["options"])
-    assert doc["attributes"]["check_mode"]["support"] == "full"
+    assert documented_attributes(doc)["check_mode"]["support"] == "full"
     yaml.safe_load(upstream_health.EXAMPLES)
     ret = yaml.safe_load(upstream_health.RETURN)
     assert {"endpoints", "healthy", "failing", "attempts", "elapsed_ms", "distribution", "msg"} <= set(ret)
+
+
+def documented_attributes(doc):
+    """The module's attributes, including those it takes from the collection's doc fragment."""
+    import yaml
+
+    from ansible_collections.ywmessaging.scaling.plugins.doc_fragments.read_only import ModuleDocFragment
+
+    attributes = dict(doc.get("attributes", {}))
+    if "ywmessaging.scaling.read_only" in doc.get("extends_documentation_fragment", []):
+        attributes.update(yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["attributes"])
+    return attributes
