@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Lab stand-in for the API behind the certbot scenario's load balancer: /health only.
 
 Answers GET/HEAD /health with the runbook's JSON ({"status": "ok", ...}) and 404 elsewhere.
