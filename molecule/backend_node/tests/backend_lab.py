@@ -51,7 +51,7 @@ def http(container, method, path, body=None, token=None):
         args += ["-H", f"'Authorization: Bearer {token}'"]
     args += ["-w", "'\\n%{http_code}'"]
     proc = dexec(container, " ".join(args))
-    text, _, status = proc.stdout.rpartition("\n")
+    text, status = proc.stdout.rsplit("\n", 1) if "\n" in proc.stdout else ("", proc.stdout)
     headers = {}
     for line in proc.stderr.splitlines():
         name, sep, value = line.partition(":")

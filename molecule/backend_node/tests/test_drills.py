@@ -57,7 +57,7 @@ def test_health_detailed_names_the_database_while_postgresql_is_stopped_and_reco
     assert stop.returncode == 0, stop.stderr
     try:
         for name in BACKENDS:
-            status, body, _ = detailed(name)
+            status, body = detailed(name)[:2]
             assert status == 503, body
             assert body["status"] == "unhealthy"
             assert body["checks"]["database"] != "ok" and body["checks"]["redis"] == "ok", body
@@ -91,7 +91,7 @@ def bad_input_runs():
     before = {name: (current_release(name), main_pid(name)) for name in BACKENDS}
     env_before = {name: dexec(name, f"sha256sum {ENV_FILE}").stdout for name in BACKENDS}
     with ThreadPoolExecutor(max_workers=len(BAD_INPUT)) as pool:
-        futures = {case: pool.submit(play, "converge.yml", *args) for case, (args, _) in BAD_INPUT.items()}
+        futures = {case: pool.submit(play, "converge.yml", *spec[0]) for case, spec in BAD_INPUT.items()}
         results = {case: future.result() for case, future in futures.items()}
     after = {name: (current_release(name), main_pid(name)) for name in BACKENDS}
     env_after = {name: dexec(name, f"sha256sum {ENV_FILE}").stdout for name in BACKENDS}
@@ -206,14 +206,26 @@ def test_rollback_to_v1_0_0_takes_seconds_and_builds_nothing():
     assert seconds < 120, seconds  # seconds per backend; generous for a busy CI machine
 
 
-def test_rollback_to_a_named_ref_resolves_locally():
-    name = BACKENDS[1]
-    rc, output, _ = play("rollback.yml", "--limit", name, "-e", "backend_node_rollback_to=v1.0.0")
+def test_a_named_ref_rollback_and_the_code_identical_check_that_catches_it():
+    name, other = BACKENDS[1], BACKENDS[0]
+    v100, v110 = tag_commit("v1.0.0"), tag_commit("v1.1.0")
+    # "roll back" one backend to a named ref: resolved in its local repository copy, built already
+    rc, output = play("rollback.yml", "--limit", name, "-e", "backend_node_rollback_to=v1.1.0")[:2]
     assert rc == 0, output[-3000:]
-    assert recap_changed(output).get(name) == 0  # v1.0.0 runs already: nothing to do
-    rc, output, _ = play("rollback.yml", "--limit", name, "-e", "backend_node_rollback_to=v0.0.1-missing")
+    assert current_release(name) == f"releases/{v110[:12]}"
+    # runbook "Verify code is identical" now fails and names both commits
+    rc, output = play("code-identical.yml")[:2]
+    assert rc != 0
+    assert f"{other}={v100}" in output and f"{name}={v110}" in output, output[-2000:]
+    # rolling back again goes back to what ran before
+    rc, output = play("rollback.yml", "--limit", name)[:2]
+    assert rc == 0, output[-3000:]
+    assert current_release(name) == f"releases/{v100[:12]}"
+    # a ref that is not built on the host is refused, and nothing changes
+    rc, output = play("rollback.yml", "--limit", name, "-e", "backend_node_rollback_to=v0.0.1-missing")[:2]
     assert rc != 0 and 'No built release for "v0.0.1-missing"' in output
-    assert current_release(name) == f"releases/{tag_commit('v1.0.0')[:12]}"
+    assert current_release(name) == f"releases/{v100[:12]}"
+    assert play("code-identical.yml")[0] == 0
 
 
 # --- another source: an archive, built with the npm test gate on ----------------------------------
@@ -228,7 +240,7 @@ def test_an_archive_builds_a_release_beside_the_running_one_with_the_npm_test_ga
     commit = tag_commit("v1.1.0")
     release = "a-" + hashlib.sha256(archive.read_bytes()).hexdigest()[:12]
     before = (current_release(name), main_pid(name))
-    rc, output, _ = play(
+    rc, output = play(
         "build.yml",
         "--limit",
         name,
@@ -240,7 +252,7 @@ def test_an_archive_builds_a_release_beside_the_running_one_with_the_npm_test_ga
         f"backend_node_archive_revision={commit}",
         "-e",
         "backend_node_npm_test=true",
-    )
+    )[:2]
     try:
         assert rc == 0, output[-3000:]
         assert re.search(r"TASK \[[^\]]*Run the app's tests \(npm test\)\][^\n]*\n(?:.*\n)?changed: \[" + name, output)
@@ -262,12 +274,12 @@ def test_each_job_run_is_executed_by_exactly_one_backend():
         log = dexec(name, f"journalctl -u {SERVICE} --no-pager -o cat").stdout
         acquired += [(m.group(3), m.group(2)) for m in pattern.finditer(log)]
         held += log.count("Job lock held by another server")
-    runs = Counter(run for run, _ in acquired)
+    runs = Counter(run for run, server in acquired)
     assert len(runs) >= 5, runs
     assert [run for run, count in runs.items() if count > 1] == []
-    assert {server for _, server in acquired} == set(BACKENDS)  # both take part
+    assert {server for run, server in acquired} == set(BACKENDS)  # both take part
     assert held > 0  # and each sometimes finds the lock taken
-    status, body, _ = http(BACKENDS[0], "GET", "/admin/jobs?limit=100")
+    status, body = http(BACKENDS[0], "GET", "/admin/jobs?limit=100")[:2]
     ids = [run["run_id"] for run in body["runs"]]
     assert status == 200 and len(ids) == len(set(ids))
     record("job runs checked for lock exclusivity", f"{len(runs)} runs, {held} 'lock held' skips")
@@ -277,7 +289,7 @@ def test_each_job_run_is_executed_by_exactly_one_backend():
 
 
 def test_check_mode_on_the_converged_hosts_reports_nothing_to_change():
-    rc, output, _ = play("converge.yml", "--check", "--diff")
+    rc, output = play("converge.yml", "--check", "--diff")[:2]
     assert rc == 0, output[-3000:]
     changed = recap_changed(output)
     assert changed and set(changed.values()) == {0}, changed
