@@ -258,6 +258,17 @@ def test_check_mode_on_the_converged_host_changes_nothing_and_shows_no_key(host)
     assert "PRIVATE KEY" not in run.stdout
 
 
+def test_a_certificate_near_expiry_would_be_renewed(host):
+    # Pebble's certificates are valid for 5 years: with a 10-year window this one is "near expiry".
+    # Proves the decision reads the certificate's expiry, not just the file's existence.
+    not_after = host.check_output(f"openssl x509 -in {LINEAGE}/cert.pem -noout -enddate")
+    run = playbook("certbot.yml", "--check", "-e", '{"certbot_renew_before_days": 3650}')
+    assert run.returncode == 0, run.stdout[-3000:]
+    message = " ".join(run.stdout.split())
+    assert f"would request a certificate for {DOMAIN}: expires" in message, message[-3000:]
+    assert "within 3650 days" in message and f"expires {not_after.split()[-2]}-" in message
+
+
 def test_renew_dry_run_runs_alone_by_tag_against_pebble(host):
     before = lineage_serial(host)
     run = playbook("certbot.yml", "--tags", "certbot_renew_dry_run")
