@@ -204,7 +204,7 @@ def settle():
             env={"PGPASSWORD": ADMIN_PASSWORD},
         )
     sql = "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' AND backend_type = 'client backend'"
-    for _ in range(120):
+    for _attempt in range(120):
         if docker_exec(DB, 'psql -X -A -t -c "%s"' % sql, user="postgres").stdout.strip() == "0":
             return
         time.sleep(0.5)
@@ -253,7 +253,7 @@ def fmt(value, pattern):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--clients", default="50,300,1000", help="comma-separated client counts (default 50,300,1000)")
     parser.add_argument("--seconds", type=int, default=20, help="duration of each pgbench run (default 20)")
     parser.add_argument("--builtin", default="select-only", help="pgbench built-in script (default select-only)")

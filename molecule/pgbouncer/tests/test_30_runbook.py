@@ -13,6 +13,7 @@ from pgblab import (
     DB_HOST,
     LAB,
     PGBOUNCER_HOSTS,
+    ansible_module,
     ansible_playbook,
     docker_exec,
     pg_superuser,
@@ -66,6 +67,23 @@ def test_an_expired_password_cannot_log_in_through_auth_query():
     expired = psql("pgbouncer-trixie", "SELECT 1", user="app_expired", password=password)
     assert expired.returncode != 0
     assert "no such user" in expired.stderr, expired.stderr
+
+
+def test_an_impossible_threshold_fails_and_names_the_violation():
+    name = "pgbouncer-bookworm"
+    args = {
+        "login_host": "127.0.0.1",
+        "login_user": "pgbouncer_stats",
+        "login_password": LAB["lab_pgbouncer_stats_password"],
+        "thresholds": {"databases": ["appdb"], "min_reuse_ratio": 100, "max_clients_waiting": 0},
+    }
+    stats = ansible_module(name, "ywmessaging.scaling.pgbouncer_stats", args)[name]
+    assert stats.get("failed") is True
+    reuse = stats["derived"]["appdb"]["reuse_ratio"]
+    assert reuse < 100
+    assert stats[
+        "msg"
+    ] == "1 PgBouncer threshold violated: min_reuse_ratio (database=appdb): measured %s, limit >= 100.0" % (reuse)
 
 
 def _secrets_on_hosts():
