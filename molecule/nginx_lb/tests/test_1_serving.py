@@ -148,7 +148,7 @@ def test_upstream_is_least_conn_with_shared_zone_keepalive_and_bounded_safe_retr
 
 def test_backends_get_forwarded_headers_and_the_request_id(host):
     out = curl(host, "-D -", "-H 'X-Forwarded-For: 203.0.113.9'", https("/_headers"))
-    head, _, body = out.partition("\r\n\r\n")
+    head, body = out.split("\r\n\r\n", 1)
     received = json.loads(body)["headers"]
     request_id = re.search(r"(?im)^x-request-id: ([0-9a-f]{32})\r?$", head).group(1)
     assert received["x-request-id"] == request_id
