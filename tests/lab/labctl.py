@@ -166,7 +166,7 @@ def ensure_network() -> None:
         run(
             [
                 "docker", "network", "create", "--driver", "bridge",
-                "--subnet", LAB["subnet"], "--gateway", LAB["gateway"],
+                "--subnet", LAB["subnet"], "--gateway", LAB["gateway"], "--ip-range", LAB["ip_range"],
                 "--label", "ywlab=1", name,
             ]
         )  # fmt: skip
