@@ -23,8 +23,9 @@ from nginx_lb_lab import (
 
 testinfra_hosts = [LB]
 
-# A request that does some work on the backend (1 ms of CPU, 2 ms of waiting), like an API call.
-URL = "https://127.0.0.1/work?cpu_ms=1&io_ms=2"
+# A request that does some work on the backend (0.5 ms of CPU, then 10 ms of waiting, like an API
+# call awaiting a query). Steady load without starving the 2-CPU machine the drill runs on.
+URL = "https://127.0.0.1/work?cpu_ms=0.5&io_ms=10"
 
 
 def worker_pids(lb=LB):
@@ -87,7 +88,7 @@ def test_stopping_a_backend_under_load_fails_no_request_and_it_rejoins_within_fa
             else "NOT back in rotation",
         ],
     )
-    assert figures["requests"] > 1000, figures
+    assert figures["requests"] > 500, figures
     assert failed_requests(figures) == 0, figures
     assert all(r["status"] == 200 for r in records), {r["status"] for r in records}
     assert served_while_down == []
@@ -104,7 +105,7 @@ def test_drain_restart_undrain_fails_no_request_and_sends_none_to_the_restarting
     # A reload makes old workers close their clients' keep-alive connections once the current
     # response is out; a client that already sent its next request there sees the connection
     # close (wrk counts a read error; browsers retry). So this drill opens a connection per request.
-    wrk = Wrk(URL, headers=["Connection: close"])
+    wrk = Wrk(URL, connections=4, threads=1, headers=["Connection: close"])
     try:
         time.sleep(2)
         began = time.time()
