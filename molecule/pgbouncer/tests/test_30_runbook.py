@@ -70,20 +70,24 @@ def test_an_expired_password_cannot_log_in_through_auth_query():
 
 
 def test_an_impossible_threshold_fails_and_names_the_violation():
+    """Fewer than 0 waiting clients cannot be: the module must fail and say what it measured."""
     name = "pgbouncer-bookworm"
     args = {
         "login_host": "127.0.0.1",
         "login_user": "pgbouncer_stats",
         "login_password": LAB["lab_pgbouncer_stats_password"],
-        "thresholds": {"databases": ["appdb"], "min_reuse_ratio": 100, "max_clients_waiting": 0},
+        "thresholds": {"databases": ["appdb"], "max_clients_waiting": -1, "min_reuse_ratio": 90},
     }
     stats = ansible_module(name, "ywmessaging.scaling.pgbouncer_stats", args)[name]
     assert stats.get("failed") is True
-    reuse = stats["derived"]["appdb"]["reuse_ratio"]
-    assert reuse < 100
-    assert stats[
-        "msg"
-    ] == "1 PgBouncer threshold violated: min_reuse_ratio (database=appdb): measured %s, limit >= 100.0" % (reuse)
+    assert stats["derived"]["appdb"]["clients_waiting"] == 0
+    assert stats["msg"] == (
+        "1 PgBouncer threshold violated: max_clients_waiting (database=appdb): measured 0, limit <= -1"
+    )
+    assert {c["name"]: c["status"] for c in stats["checks"]} == {
+        "min_reuse_ratio": "passed",
+        "max_clients_waiting": "failed",
+    }
 
 
 def _secrets_on_hosts():
