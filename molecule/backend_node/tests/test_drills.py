@@ -1,6 +1,7 @@
 """Drills on the whole backend tier, run once (not per host) and in this order: a database outage,
-bad input, a health gate that never opens, a release deploy, a broken build, a rollback, lock
-exclusivity, check mode on the converged hosts, and no secret in any output or log."""
+bad input, a health gate that never opens, a release deploy, a broken build, a rollback, a named-ref
+rollback caught by the code-identical check, an archive build with the npm test gate and
+keep_releases, lock exclusivity, check mode on the converged hosts, and no secret in any output or log."""
 
 import hashlib
 import os
@@ -73,25 +74,36 @@ def test_health_detailed_names_the_database_while_postgresql_is_stopped_and_reco
 # --- bad input fails clearly, before the running release is touched ------------------------------
 
 BAD_INPUT = {
-    "a ref that does not exist": (["-e", "backend_node_git_ref=v9.9.9"], r"v9\.9\.9 is not a tag, branch or commit"),
+    "a ref that does not exist": (
+        "converge.yml",
+        ["-e", "backend_node_git_ref=v9.9.9"],
+        r"v9\.9\.9 is not a tag, branch or commit",
+    ),
     "an unreachable repository": (
+        "converge.yml",
         ["-e", "backend_node_git_repo=git://backend_node-util:9419/sample-backend.git"],
         r"Cannot read the repository git://backend_node-util:9419/sample-backend\.git",
     ),
     "a missing DATABASE_URL ingredient": (
+        "converge.yml",
         ["-e", "backend_node_db_password="],
         r"backend_node_db_password is empty: DATABASE_URL needs the password",
+    ),
+    "a rollback to a release that is not built": (
+        "rollback.yml",
+        ["-e", "backend_node_rollback_to=v0.0.1-missing"],
+        r'No built release for "v0\.0\.1-missing"',
     ),
 }
 
 
 @pytest.fixture(scope="module")
 def bad_input_runs():
-    """The three bad deploys, run at the same time, with what ran before and after them."""
+    """The bad runs, all at the same time, with what ran before and after them."""
     before = {name: (current_release(name), main_pid(name)) for name in BACKENDS}
     env_before = {name: dexec(name, f"sha256sum {ENV_FILE}").stdout for name in BACKENDS}
     with ThreadPoolExecutor(max_workers=len(BAD_INPUT)) as pool:
-        futures = {case: pool.submit(play, "converge.yml", *spec[0]) for case, spec in BAD_INPUT.items()}
+        futures = {case: pool.submit(play, spec[0], *spec[1]) for case, spec in BAD_INPUT.items()}
         results = {case: future.result() for case, future in futures.items()}
     after = {name: (current_release(name), main_pid(name)) for name in BACKENDS}
     env_after = {name: dexec(name, f"sha256sum {ENV_FILE}").stdout for name in BACKENDS}
@@ -103,7 +115,7 @@ def test_bad_input_fails_clearly_before_the_running_release_is_touched(case, bad
     results, before, after, env_before, env_after = bad_input_runs
     rc, output, seconds = results[case]
     assert rc != 0, output[-2000:]
-    assert re.search(BAD_INPUT[case][1], output), output[-3000:]
+    assert re.search(BAD_INPUT[case][2], output), output[-3000:]
     assert "Nothing was changed" in output or "Check the role's inputs" in output
     # nothing was built, switched or restarted, and the configuration stayed
     reached = ("Install the locked dependencies", "Switch current to", "Restart the service", "Write the environment")
@@ -221,17 +233,12 @@ def test_a_named_ref_rollback_and_the_code_identical_check_that_catches_it():
     rc, output = play("rollback.yml", "--limit", name)[:2]
     assert rc == 0, output[-3000:]
     assert current_release(name) == f"releases/{v100[:12]}"
-    # a ref that is not built on the host is refused, and nothing changes
-    rc, output = play("rollback.yml", "--limit", name, "-e", "backend_node_rollback_to=v0.0.1-missing")[:2]
-    assert rc != 0 and 'No built release for "v0.0.1-missing"' in output
-    assert current_release(name) == f"releases/{v100[:12]}"
-    assert play("code-identical.yml")[0] == 0
 
 
 # --- another source: an archive, built with the npm test gate on ----------------------------------
 
 
-def test_an_archive_builds_a_release_beside_the_running_one_with_the_npm_test_gate(tmp_path):
+def test_an_archive_builds_beside_the_running_release_with_the_npm_test_gate_and_keep_releases_prunes(tmp_path):
     name = BACKENDS[1]
     repo = tmp_path / "app.git"
     subprocess.run([os.path.join(PROJECT, "tests/app/make-release-repo.sh"), "--bare", str(repo)], check=True)
@@ -259,6 +266,15 @@ def test_an_archive_builds_a_release_beside_the_running_one_with_the_npm_test_ga
         assert dexec(name, f"cat {BASE}/releases/{release}/REVISION").stdout.strip() == commit
         assert dexec(name, f"test -f {BASE}/releases/{release}/dist/src/server.js").returncode == 0
         assert (current_release(name), main_pid(name)) == before
+        # keep_releases: an old complete build and a failed one go; the newest build, and the
+        # releases current and previous point to, stay
+        old, failed = f"{BASE}/releases/0123456789ab", f"{BASE}/releases/fedcba987654"
+        dexec(name, f"mkdir -p {old} {failed} && touch -d '2020-01-01' {old}/.ywm-release.json")
+        kept = dexec(name, f"readlink {BASE}/current {BASE}/previous").stdout.split()
+        rc, output = play("converge.yml", "--limit", name, "-e", "backend_node_keep_releases=1")[:2]
+        assert rc == 0, output[-3000:]
+        left = dexec(name, f"ls {BASE}/releases").stdout.split()
+        assert sorted(left) == sorted({release, *(k.split("/")[-1] for k in kept)}), left
     finally:
         dexec(name, f"rm -rf {BASE}/releases/{release}")
 
