@@ -352,15 +352,7 @@ def test_tls_endpoint_passes_testssl(host, testssl_scan):
     print(f"testssl.sh summary:\n{summary}")
     assert {f["id"] for f in ranked} >= {"SSLv2", "SSLv3", "TLS1", "TLS1_1", "TLS1_2", "TLS1_3", "cipherlist_STRONG"}
     worse = [f for f in ranked if f["severity"] not in ("OK", "INFO")]
-    # testssl 3.0 (Debian 12) rates "no server cipher order" HIGH even when every offered cipher is
-    # AEAD with forward secrecy, which is Mozilla "intermediate"'s deliberate choice
-    # (ssl_prefer_server_ciphers off). That one finding is a property of nginx_lb's TLS settings.
-    order = [f for f in worse if f["id"] == "cipher_order"]
-    others = [f for f in worse if f["id"] != "cipher_order"]
-    assert others == [], others
-    if order:
-        finding = f"{order[0]['severity']} cipher_order ({order[0]['finding']})"
-        pytest.xfail(f"testssl: {finding}: nginx_lb sets ssl_prefer_server_ciphers off")
+    assert worse == [], worse
 
 
 def test_acme_outage_fails_clearly_and_the_existing_certificate_keeps_serving(host):
