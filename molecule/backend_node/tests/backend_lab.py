@@ -76,7 +76,6 @@ def play(playbook, *args, timeout=900):
         {
             "ANSIBLE_CONFIG": os.path.join(PROJECT, "ansible.cfg"),
             "ANSIBLE_COLLECTIONS_PATH": os.path.join(PROJECT, ".collections"),
-            "ANSIBLE_PIPELINING": "True",
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_FORCE_COLOR": "0",
         }

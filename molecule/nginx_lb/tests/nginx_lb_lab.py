@@ -156,7 +156,6 @@ def ansible_env():
     env.update(
         ANSIBLE_CONFIG=str(PROJECT_DIR / "ansible.cfg"),
         ANSIBLE_COLLECTIONS_PATH=str(PROJECT_DIR / ".collections"),
-        ANSIBLE_PIPELINING="True",
         ANSIBLE_FORCE_COLOR="0",
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_CALLBACK_RESULT_FORMAT="json",  # one line per result: messages are not folded
