@@ -146,6 +146,20 @@ def test_a_restart_that_never_turns_ready_is_reverted_and_names_the_cause():
     assert detailed(name)[0] == 200
 
 
+def test_a_configuration_written_by_a_run_that_stopped_before_the_restart_is_applied_by_the_next():
+    name = BACKENDS[0]
+    pid = main_pid(name)
+    # What a killed run leaves behind: the environment file rewritten after the service started
+    # (here: the same content, so this run has nothing to write), and no restart.
+    dexec(name, f"sleep 1; touch {ENV_FILE}")
+    rc, output, seconds = play("converge.yml", "--limit", name)
+    assert rc == 0, output[-3000:]
+    assert main_pid(name) != pid
+    assert detailed(name)[0] == 200
+    rc, output, seconds = play("converge.yml", "--limit", name)  # and then it is settled
+    assert rc == 0 and recap_changed(output) == {name: 0}, output[-3000:]
+
+
 # --- runbook "Code rollback": v1.0.0 -> v1.1.0, a broken build, back to v1.0.0 ----------------------
 
 
