@@ -103,9 +103,7 @@ def test_tls_is_mozilla_intermediate_with_hsts_and_http2(host):
 def test_tls_1_2_cipher_is_chosen_by_the_server_not_the_client(host):
     # The client lists ChaCha20 first; the server's list puts AES-GCM first and must win.
     client_order = ":".join(
-        f"ECDHE-{kx}-{cipher}"
-        for cipher in ("CHACHA20-POLY1305", "AES128-GCM-SHA256")
-        for kx in ("ECDSA", "RSA")
+        f"ECDHE-{kx}-{cipher}" for cipher in ("CHACHA20-POLY1305", "AES128-GCM-SHA256") for kx in ("ECDSA", "RSA")
     )
     handshake = host.run(
         f"openssl s_client -tls1_2 -cipher {client_order} -connect 127.0.0.1:443 "
