@@ -1,0 +1,287 @@
+"""Test helpers of the full-stack scenarios (default, rollback): the lab of inventories/lab driven
+from the controller. Commands reach a host with `docker exec` into its container; HTTP reaches the
+API through the load balancer from the util host, which resolves the API name with the lab's BIND."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import yaml
+
+SCENARIO = os.environ["MOLECULE_SCENARIO_DIRECTORY"]
+PROJECT = os.path.dirname(os.path.dirname(SCENARIO))
+INVENTORY = os.path.join(PROJECT, "inventories", "lab")
+REPORTS = os.path.join(PROJECT, "reports")
+
+with open(os.path.join(INVENTORY, "hosts.yml"), encoding="utf-8") as _fh:
+    _HOSTS = yaml.safe_load(_fh)["all"]["children"]
+with open(os.path.join(INVENTORY, "group_vars", "all.yml"), encoding="utf-8") as _fh:
+    ALL_VARS = yaml.safe_load(_fh)
+
+GROUPS = {group: sorted(spec.get("hosts") or {}) for group, spec in _HOSTS.items()}
+HOSTVARS = {name: hv for spec in _HOSTS.values() for name, hv in (spec.get("hosts") or {}).items() if hv}
+BACKENDS = GROUPS["backend"]
+DOMAIN = ALL_VARS["api_domain"]
+LB = GROUPS["lb"][0]
+CLIENT = GROUPS["lab_util"][0]  # the util host plays the API's clients
+# Every secret of the lab inventory: none may appear in any output.
+SECRETS = sorted(v for k, v in ALL_VARS.items() if k.startswith("lab_") and isinstance(v, str) and len(v) > 8)
+ROOT_CA = "/etc/ssl/ywlab/acme-root.pem"  # Pebble's issuing root, copied to the client by the tests
+OUTPUTS = []  # every ansible-playbook output of these tests, searched for secrets at the end
+
+
+def container(host):
+    return HOSTVARS[host]["ansible_host"]
+
+
+def sh(argv, timeout=120, check=True, **kw):
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, **kw)
+    if check:
+        assert proc.returncode == 0, f"{argv}: rc={proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    return proc
+
+
+def on(host, script, timeout=120, check=True):
+    """A shell command on a lab host."""
+    return sh(["docker", "exec", container(host), "sh", "-c", script], timeout=timeout, check=check)
+
+
+def ansible_env(**extra):
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_CONFIG=os.path.join(PROJECT, "ansible.cfg"),
+        ANSIBLE_COLLECTIONS_PATH=os.path.join(PROJECT, ".collections"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+        **extra,
+    )
+    return env
+
+
+def playbook_argv(playbook, *args):
+    """ansible-playbook as an operator types it: the lab inventory, a playbook of the project."""
+    binary = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+    binary = binary if os.path.exists(binary) else shutil.which("ansible-playbook")
+    return [binary, "-i", INVENTORY, os.path.join(PROJECT, playbook), *args]
+
+
+class Run:
+    """The outcome of one ansible-playbook run: rc, output, seconds and the recap per host."""
+
+    RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+    def __init__(self, rc, output, seconds):
+        self.rc, self.output, self.seconds = rc, output, seconds
+        self.recap = {
+            m[0]: {"changed": int(m[2]), "unreachable": int(m[3]), "failed": int(m[4])}
+            for m in self.RECAP.findall(output)
+        }
+        OUTPUTS.append(output)
+
+    @property
+    def changed(self):
+        return sum(h["changed"] for h in self.recap.values())
+
+    @property
+    def failed(self):
+        return sum(h["failed"] + h["unreachable"] for h in self.recap.values())
+
+    def tail(self, chars=4000):
+        return self.output[-chars:]
+
+
+def play(playbook, *args, timeout=1800):
+    start = time.monotonic()
+    proc = subprocess.run(
+        playbook_argv(playbook, *args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=ansible_env(),
+        check=False,
+        cwd=PROJECT,
+    )
+    return Run(proc.returncode, proc.stdout + proc.stderr, time.monotonic() - start)
+
+
+LOAD_CLIENT = r"""
+import json, os, socket, ssl, sys, time
+balancer, domain, path, cafile, stop_file = sys.argv[1:6]
+context = ssl.create_default_context(cafile=cafile)
+request = f"GET {path} HTTP/1.1\r\nHost: {domain}\r\nConnection: close\r\n\r\n".encode()
+ok = failed = 0
+served_by, errors = {}, []
+while not os.path.exists(stop_file):
+    try:
+        with socket.create_connection((balancer, 443), timeout=10) as raw:
+            with context.wrap_socket(raw, server_hostname=domain) as tls:
+                tls.sendall(request)
+                response = b""
+                while chunk := tls.recv(65536):
+                    response += chunk
+        head, _, body = response.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        if status != 200:
+            raise RuntimeError(f"HTTP {status}")
+        ok += 1
+        server = str(json.loads(body).get("server", "?"))
+        served_by[server] = served_by.get(server, 0) + 1
+    except Exception as exc:
+        failed += 1
+        errors.append(repr(exc))
+    time.sleep(0.05)
+print(json.dumps({"ok": ok, "failed": failed, "served_by": served_by, "errors": errors[:5]}))
+"""
+
+
+class LoadClient:
+    """An API client on the util host calling https://<api>/health through the balancer until
+    finished; counts what succeeded, what failed and which backend answered."""
+
+    def __init__(self, path="/health"):
+        self.stop_file = f"/run/stop-load-{time.monotonic_ns()}"  # inside the client container
+        self.proc = subprocess.Popen(
+            [
+                "docker",
+                "exec",
+                container(CLIENT),
+                "python3",
+                "-c",
+                LOAD_CLIENT,
+                LB,
+                DOMAIN,
+                path,
+                ROOT_CA,
+                self.stop_file,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(2)  # requests flow before the drill starts
+
+    def finish(self):
+        time.sleep(2)  # and keep flowing after it
+        on(CLIENT, f"touch {self.stop_file}")
+        out, err = self.proc.communicate(timeout=60)
+        assert self.proc.returncode == 0, err
+        figures = json.loads(out)
+        assert figures["ok"] > 0, figures
+        return figures
+
+
+def latest_report():
+    with open(os.path.join(REPORTS, "latest.json"), encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+FIGURES = {}
+
+
+def record(name, value):
+    FIGURES[name] = value
+
+
+def reports(kind="deploy"):
+    """This project's reports of one kind, oldest first (the *-latest links left out)."""
+    names = sorted(n for n in os.listdir(REPORTS) if n.startswith(f"{kind}-2") and n.endswith(".json"))
+    out = []
+    for name in names:
+        with open(os.path.join(REPORTS, name), encoding="utf-8") as fh:
+            out.append(json.load(fh))
+    return out
+
+
+def print_figures(terminalreporter, title):
+    if FIGURES:
+        terminalreporter.write_sep("=", title)
+        for name, value in FIGURES.items():
+            terminalreporter.write_line(f"{name:<60} {value}")
+
+
+def served_releases():
+    """The release each backend reports on its own loopback (/health/ready)."""
+    out = {}
+    for backend in BACKENDS:
+        body = on(backend, "curl -s -m 5 http://127.0.0.1:3000/health/ready").stdout
+        out[backend] = json.loads(body).get("release")
+    return out
+
+
+def env_of(backend):
+    """The backend's environment file as a dict (read as root inside its container)."""
+    text = on(backend, "cat /etc/ywm-api/environment").stdout
+    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+    return {k: v.strip().strip('"') for k, v in pairs}
+
+
+def main_pid(backend):
+    return on(backend, "systemctl show -P MainPID ywm-api").stdout.strip()
+
+
+def running_env(backend):
+    """What the running API process actually got (its /proc environ), not what the file says."""
+    raw = on(backend, "tr '\\0' '\\n' < /proc/$(systemctl show -P MainPID ywm-api)/environ").stdout
+    return dict(line.split("=", 1) for line in raw.splitlines() if "=" in line)
+
+
+def upstream_servers():
+    """The balancer's upstream lines as nginx_lb wrote them (drained servers carry `down`)."""
+    text = on(LB, "cat /etc/nginx/ywmessaging/upstream.conf").stdout
+    return [line.strip() for line in text.splitlines() if line.strip().startswith("server ")]
+
+
+def api(method, path, body=None, token=None):
+    """One HTTPS request to the API through the balancer, from the client host: (status, parsed body)."""
+    args = [
+        "curl",
+        "-s",
+        "-m",
+        "10",
+        "--cacert",
+        ROOT_CA,
+        "-X",
+        method,
+        "--resolve",
+        f"{DOMAIN}:443:$(getent hosts {LB} | cut -d' ' -f1)",
+    ]
+    if body is not None:
+        payload = json.dumps(body).replace("'", "'\\''")
+        args += ["-H", "'Content-Type: application/json'", "--data", f"'{payload}'"]
+    if token:
+        args += ["-H", f"'Authorization: Bearer {token}'"]
+    args += ["-w", "'\\n%{http_code}'", f"'https://{DOMAIN}{path}'"]
+    out = on(CLIENT, " ".join(args)).stdout
+    text, status = out.rsplit("\n", 1) if "\n" in out else ("", out)
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = text
+    return int(status or 0), parsed
+
+
+def login():
+    status, body = api(
+        "POST",
+        "/api/auth/login",
+        {"email": ALL_VARS["verify_smoke_email"], "password": ALL_VARS["verify_smoke_password"]},
+    )
+    assert status == 200, body
+    return body["token"]
+
+
+def psql(sql, database=None):
+    """A query on the PostgreSQL primary as postgres: the unaligned, tuples-only result."""
+    database = database or ALL_VARS["app_db_name"]
+    quoted = sql.replace("'", "'\\''")
+    return on(GROUPS["postgresql"][0], f"runuser -u postgres -- psql -XtAc '{quoted}' {database}").stdout.strip()
+
+
+def dns_answer():
+    """What the lab's BIND answers for the API name."""
+    name = f"{ALL_VARS['rollback_dns_record']}.{ALL_VARS['rollback_dns_zone']}"
+    return on(CLIENT, f"dig +short @{ALL_VARS['rollback_dns_server']} {name} A").stdout.split()
