@@ -23,6 +23,7 @@ CLIENT = "certbot-acme"
 ACME_URL = "https://certbot-acme:14000/dir"
 ACME_ALT_URL = "https://certbot-acme-alt:14000/dir"
 LAB_CA = "/etc/pebble/lab-ca.pem"
+TESTSSL_SUMMARY = []  # printed at the end of the run by conftest.py
 WORK = "/root/certbot-checks"  # on the client: files the checks leave there
 ROOT = f"{WORK}/pebble-root.pem"  # Pebble's issuing root, fetched once
 INTERMEDIATE = f"{WORK}/pebble-intermediate.pem"
@@ -348,8 +349,7 @@ def test_tls_endpoint_passes_testssl(host, testssl_scan):
     findings = json.loads(on(CLIENT, f"cat {TESTSSL_JSON}").stdout)
     client_side = {"engine_problem", "scanTime", "service"}  # about the scanning host, not the server
     ranked = [f for f in findings if f["id"] not in client_side]
-    summary = "\n".join(f"{f['severity']:8} {f['id']:28} {f['finding']}" for f in ranked)
-    print(f"testssl.sh summary:\n{summary}")
+    TESTSSL_SUMMARY.extend(f"{f['severity']:8} {f['id']:28} {f['finding']}" for f in ranked)
     assert {f["id"] for f in ranked} >= {"SSLv2", "SSLv3", "TLS1", "TLS1_1", "TLS1_2", "TLS1_3", "cipherlist_STRONG"}
     worse = [f for f in ranked if f["severity"] not in ("OK", "INFO")]
     assert worse == [], worse

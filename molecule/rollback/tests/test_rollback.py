@@ -51,6 +51,11 @@ def written():
     return ids
 
 
+def dumps():
+    """Every dump in the backup directory, safety dumps included."""
+    return set(on(PGBOUNCER, f"find {BACKUP_DIR} -name '*.dump'").stdout.split())
+
+
 def still_there(ids):
     return int(psql(f"SELECT count(*) FROM messages WHERE id IN ({','.join(map(str, ids))})"))  # noqa: S608 (ints)
 
@@ -105,26 +110,26 @@ def test_the_same_rollback_again_changes_nothing():
 
 
 def test_database_rollback_with_a_wrong_confirmation_is_refused_and_changes_nothing(written):
-    before = (psql("SELECT count(*), max(id) FROM messages"), on(PGBOUNCER, f"ls {BACKUP_DIR}").stdout)
+    before = (psql("SELECT count(*), max(id) FROM messages"), dumps())
     run = play("rollback.yml", "-e", "rollback_parts=database", "-e", "rollback_database_confirm=appdb-please")
     assert run.rc != 0
     assert re.search(r"rollback_database_confirm", run.output) and DATABASE in run.output, run.tail()
-    assert (psql("SELECT count(*), max(id) FROM messages"), on(PGBOUNCER, f"ls {BACKUP_DIR}").stdout) == before
+    assert (psql("SELECT count(*), max(id) FROM messages"), dumps()) == before
     assert still_there(written) == len(written)
 
 
 def test_database_rollback_restores_the_backup_after_a_safety_dump(written):
     point = json.loads(on(PGBOUNCER, f"cat {BACKUP_DIR}/rollback-point.json").stdout)
-    dumps_before = set(on(PGBOUNCER, f"ls {BACKUP_DIR}").stdout.split())
+    dumps_before = dumps()
     run = play("rollback.yml", "-e", "rollback_parts=database", "-e", f"rollback_database_confirm={DATABASE}")
     assert run.rc == 0, run.tail()
     # the backup predates the rows written through the API: restoring it removes them...
     assert still_there(written) == 0
     assert psql("SELECT count(*) FROM church") == "2000"
     # ...and the safety dump taken first still has them
-    new = sorted(set(on(PGBOUNCER, f"ls {BACKUP_DIR}").stdout.split()) - dumps_before)
-    assert len(new) == 1 and new[0].endswith(".dump"), new
-    data = on(PGBOUNCER, f"pg_restore --data-only --table=messages {BACKUP_DIR}/{new[0]}", timeout=60).stdout
+    new = sorted(dumps() - dumps_before)
+    assert len(new) == 1 and new[0].startswith(f"{BACKUP_DIR}/safety/"), new
+    data = on(PGBOUNCER, f"pg_restore --data-only --table=messages --file=- {new[0]}", timeout=60).stdout
     assert "before rollback 19" in data
     report = reports("rollback")[-1]
     restored = {i["name"]: i for i in report["items"]}["Database restored after a safety dump"]
