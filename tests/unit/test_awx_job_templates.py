@@ -413,6 +413,17 @@ class FakeAWX:
         self.objects[collection][oid] = obj
         return obj
 
+    def finished_sync(self, project):
+        """A project update that has already succeeded (AWX syncs on create and on request)."""
+        return self.add(
+            "project_updates",
+            name=project["name"],
+            status="successful",
+            failed=False,
+            finished="now",
+            scm_revision=project["scm_revision"],
+        )
+
     def named(self, collection):
         return {obj["name"]: obj for obj in self.objects[collection].values()}
 
@@ -467,14 +478,7 @@ class FakeAWX:
             obj = self.add(collection, **body)
             if collection == "projects":
                 obj["scm_revision"] = "0" * 40
-                update = self.add(
-                    "project_updates",
-                    name=obj["name"],
-                    status="successful",
-                    failed=False,
-                    finished="now",
-                    scm_revision=obj["scm_revision"],
-                )
+                update = self.finished_sync(obj)
                 # AWX starts a sync when a project is created; the answer names it as the current update.
                 return 201, dict(obj, summary_fields={"current_update": {"id": update["id"]}})
             return 201, obj
@@ -512,14 +516,7 @@ class FakeAWX:
                 return 400, {"msg": "no such credential"}
             return 204, None
         if related == "update" and method == "POST" and collection == "projects":
-            update = self.add(
-                "project_updates",
-                name=obj["name"],
-                status="successful",
-                failed=False,
-                finished="now",
-                scm_revision=obj["scm_revision"],
-            )
+            update = self.finished_sync(obj)
             return 202, {"id": update["id"], "url": update["url"], "project_update": update["id"]}
         return 405, {"detail": "Method not allowed."}
 

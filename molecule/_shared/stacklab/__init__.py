@@ -50,14 +50,13 @@ def on(host, script, timeout=120, check=True):
     return sh(["docker", "exec", container(host), "sh", "-c", script], timeout=timeout, check=check)
 
 
-def ansible_env(**extra):
+def ansible_env():
     env = dict(os.environ)
     env.update(
         ANSIBLE_CONFIG=os.path.join(PROJECT, "ansible.cfg"),
         ANSIBLE_COLLECTIONS_PATH=os.path.join(PROJECT, ".collections"),
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_FORCE_COLOR="0",
-        **extra,
     )
     return env
 
@@ -172,11 +171,6 @@ class LoadClient:
         figures = json.loads(out)
         assert figures["ok"] > 0, figures
         return figures
-
-
-def latest_report():
-    with open(os.path.join(REPORTS, "latest.json"), encoding="utf-8") as fh:
-        return json.load(fh)
 
 
 FIGURES = {}
