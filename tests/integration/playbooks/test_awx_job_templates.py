@@ -22,10 +22,12 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 AWX_PLAYBOOK = REPO / "playbooks" / "awx.yml"
 TEMPLATES_FILE = REPO / "playbooks" / "vars" / "awx_job_templates.yml"
 ROLLBACK = REPO / "playbooks" / "rollback.yml"
+VALIDATE = REPO / "playbooks" / "validate.yml"
+ROLLBACK_SPEC = REPO / "playbooks" / "specs" / "rollback.yml"
 VENV_BIN = REPO / ".venv" / "bin"
 ANSIBLE_PLAYBOOK = (
     str(VENV_BIN / "ansible-playbook") if (VENV_BIN / "ansible-playbook").exists() else "ansible-playbook"
@@ -69,13 +71,13 @@ def rollback_survey(templates):
 
 
 def rollback_allowed_parts():
-    """__rollback_allowed as playbooks/rollback.yml defines it, read from the playbook itself."""
+    """The parts rollback.yml accepts, as its input check (playbooks/validate.yml) defines them."""
     found = [
-        play["vars"]["__rollback_allowed"]
-        for play in load_yaml(ROLLBACK)
-        if "__rollback_allowed" in play.get("vars", {})
+        play["vars"]["__validate_rollback_parts"]
+        for play in load_yaml(VALIDATE)
+        if "__validate_rollback_parts" in play.get("vars", {})
     ]
-    assert len(found) == 1, "playbooks/rollback.yml should define __rollback_allowed once"
+    assert len(found) == 1, "playbooks/validate.yml should define __validate_rollback_parts once"
     return found[0]
 
 
@@ -212,8 +214,11 @@ def test_rollback_parts_offers_exactly_what_rollback_yml_accepts(rollback_survey
 
 
 def test_every_survey_variable_is_one_rollback_yml_reads(rollback_survey):
-    used = list(strings_in(load_yaml(ROLLBACK)))
+    readers = [ROLLBACK, VALIDATE, REPO / "playbooks" / "tasks" / "validate_playbook.yml"]
+    used = [text for path in readers for text in strings_in(load_yaml(path))]
+    declared = load_yaml(ROLLBACK_SPEC)["options"]
     for variable in rollback_survey:
+        assert variable in declared, "%s is not an input of rollback.yml (playbooks/specs/rollback.yml)" % variable
         pattern = re.compile(r"(?<![\w.])%s(?!\w)" % re.escape(variable))
         assert any(pattern.search(text) for text in used), "%s is not used by playbooks/rollback.yml" % variable
 
