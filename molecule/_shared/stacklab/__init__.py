@@ -1,19 +1,19 @@
 """Test helpers of the full-stack scenarios (default, rollback): the lab of inventories/lab driven
 from the controller. Commands reach a host with `docker exec` into its container; HTTP reaches the
-API through the load balancer from the util host, which resolves the API name with the lab's BIND."""
+API through the load balancer from the util host, which resolves the API name with the lab's BIND.
+
+docker exec, the Ansible environment, the playbook runner, its PLAY RECAP and the figures come from
+molecule/_shared/labkit.py (on sys.path, like this package); what is here is the stack's own."""
 
 import json
 import os
-import re
-import shutil
-import subprocess
-import sys
-import time
 
+import labkit
 import yaml
+from labkit import FIGURES, OUTPUTS, Run, ansible_env, print_figures, record  # noqa: F401 - re-exported
 
 SCENARIO = os.environ["MOLECULE_SCENARIO_DIRECTORY"]
-PROJECT = os.path.dirname(os.path.dirname(SCENARIO))
+PROJECT = labkit.PROJECT
 INVENTORY = os.path.join(PROJECT, "inventories", "lab")
 REPORTS = os.path.join(PROJECT, "reports")
 
@@ -31,7 +31,7 @@ CLIENT = GROUPS["lab_util"][0]  # the util host plays the API's clients
 # Every secret of the lab inventory: none may appear in any output.
 SECRETS = sorted(v for k, v in ALL_VARS.items() if k.startswith("lab_") and isinstance(v, str) and len(v) > 8)
 ROOT_CA = "/etc/ssl/ywlab/acme-root.pem"  # Pebble's issuing root, copied to the client by the tests
-OUTPUTS = []  # every ansible-playbook output of these tests, searched for secrets at the end
+# OUTPUTS (labkit's): every ansible-playbook output of these tests, searched for secrets at the end.
 
 
 def container(host):
@@ -39,72 +39,24 @@ def container(host):
 
 
 def sh(argv, timeout=120, check=True, **kw):
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, **kw)
-    if check:
-        assert proc.returncode == 0, f"{argv}: rc={proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
-    return proc
+    """A command on the controller."""
+    return labkit.run(argv, timeout=timeout, check=check, **kw)
 
 
 def on(host, script, timeout=120, check=True):
     """A shell command on a lab host."""
-    return sh(["docker", "exec", container(host), "sh", "-c", script], timeout=timeout, check=check)
-
-
-def ansible_env():
-    env = dict(os.environ)
-    env.update(
-        ANSIBLE_CONFIG=os.path.join(PROJECT, "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=os.path.join(PROJECT, ".collections"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_FORCE_COLOR="0",
-    )
-    return env
+    return labkit.docker_exec(container(host), script, timeout=timeout, check=check)
 
 
 def playbook_argv(playbook, *args):
     """ansible-playbook as an operator types it: the lab inventory, a playbook of the project."""
-    binary = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
-    binary = binary if os.path.exists(binary) else shutil.which("ansible-playbook")
-    return [binary, "-i", INVENTORY, os.path.join(PROJECT, playbook), *args]
-
-
-class Run:
-    """The outcome of one ansible-playbook run: rc, output, seconds and the recap per host."""
-
-    RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
-
-    def __init__(self, rc, output, seconds):
-        self.rc, self.output, self.seconds = rc, output, seconds
-        self.recap = {
-            m[0]: {"changed": int(m[2]), "unreachable": int(m[3]), "failed": int(m[4])}
-            for m in self.RECAP.findall(output)
-        }
-        OUTPUTS.append(output)
-
-    @property
-    def changed(self):
-        return sum(h["changed"] for h in self.recap.values())
-
-    @property
-    def failed(self):
-        return sum(h["failed"] + h["unreachable"] for h in self.recap.values())
-
-    def tail(self, chars=4000):
-        return self.output[-chars:]
+    return labkit.playbook_argv(os.path.join(PROJECT, playbook), *args, inventory=INVENTORY)
 
 
 def play(playbook, *args, timeout=1800):
-    start = time.monotonic()
-    proc = subprocess.run(
-        playbook_argv(playbook, *args),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=ansible_env(),
-        check=False,
-        cwd=PROJECT,
-    )
-    return Run(proc.returncode, proc.stdout + proc.stderr, time.monotonic() - start)
+    """A playbook of the project against the lab inventory: a labkit.Run (rc, output, seconds, recap,
+    changed, failed, tail())."""
+    return labkit.play(os.path.join(PROJECT, playbook), *args, inventory=INVENTORY, cwd=PROJECT, timeout=timeout)
 
 
 LOAD_CLIENT = r"""
@@ -137,47 +89,19 @@ print(json.dumps({"ok": ok, "failed": failed, "served_by": served_by, "errors": 
 """
 
 
-class LoadClient:
+class LoadClient(labkit.RemoteScript):
     """An API client on the util host calling https://<api>/health through the balancer until
     finished; counts what succeeded, what failed and which backend answered."""
 
     def __init__(self, path="/health"):
-        self.stop_file = f"/run/stop-load-{time.monotonic_ns()}"  # inside the client container
-        self.proc = subprocess.Popen(
-            [
-                "docker",
-                "exec",
-                container(CLIENT),
-                "python3",
-                "-c",
-                LOAD_CLIENT,
-                LB,
-                DOMAIN,
-                path,
-                ROOT_CA,
-                self.stop_file,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        time.sleep(2)  # requests flow before the drill starts
+        stop = labkit.stop_file("/run")  # inside the client container
+        # requests flow for 2 s before the drill starts
+        super().__init__(container(CLIENT), LOAD_CLIENT, LB, DOMAIN, path, ROOT_CA, stop, stop_file=stop, warmup=2)
 
     def finish(self):
-        time.sleep(2)  # and keep flowing after it
-        on(CLIENT, f"touch {self.stop_file}")
-        out, err = self.proc.communicate(timeout=60)
-        assert self.proc.returncode == 0, err
-        figures = json.loads(out)
+        figures = super().finish(cooldown=2)  # and keep flowing 2 s after it
         assert figures["ok"] > 0, figures
         return figures
-
-
-FIGURES = {}
-
-
-def record(name, value):
-    FIGURES[name] = value
 
 
 def reports(kind="deploy"):
@@ -188,13 +112,6 @@ def reports(kind="deploy"):
         with open(os.path.join(REPORTS, name), encoding="utf-8") as fh:
             out.append(json.load(fh))
     return out
-
-
-def print_figures(terminalreporter, title):
-    if FIGURES:
-        terminalreporter.write_sep("=", title)
-        for name, value in FIGURES.items():
-            terminalreporter.write_line(f"{name:<60} {value}")
 
 
 def served_releases():
