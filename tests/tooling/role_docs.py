@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: (c) 2026, ywmessaging.scaling contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Role variable docs from one source: each role's meta/argument_specs.yml.
@@ -325,6 +324,13 @@ def cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
+class _BlockDumper(yaml.SafeDumper):
+    """Indents list items under their key, as yamllint's default and our YAML files do."""
+
+    def increase_indent(self, flow=False, indentless=False):
+        return super().increase_indent(flow, False)
+
+
 class _Table:
     def __init__(self) -> None:
         self.rows: list[tuple[str, ...]] = []
@@ -370,8 +376,13 @@ class _Table:
         lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
         lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in self.rows]
         for label, value in self.long_defaults:
-            block = yaml.safe_dump(
-                {label: value}, default_flow_style=None, sort_keys=False, width=120, allow_unicode=True
+            block = yaml.dump(
+                {label: value},
+                Dumper=_BlockDumper,
+                default_flow_style=None,
+                sort_keys=False,
+                width=120,
+                allow_unicode=True,
             )
             lines += ["", f"Default of {code(label)}:", "", "```yaml", *block.rstrip("\n").split("\n"), "```"]
         return lines

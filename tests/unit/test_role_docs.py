@@ -178,7 +178,7 @@ def test_long_defaults_go_below_the_table_as_yaml(roles):
     assert run(roles) == 0
     section = section_of(role)
     assert "| `demo_pools` | list of dict | *see below* |" in section
-    assert "Default of `demo_pools`:\n\n```yaml\ndemo_pools:\n- {name: pool0, size: 0}\n" in section
+    assert "Default of `demo_pools`:\n\n```yaml\ndemo_pools:\n  - {name: pool0, size: 0}\n" in section
 
 
 @pytest.mark.parametrize(
