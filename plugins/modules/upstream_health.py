@@ -22,144 +22,63 @@ description:
     and that the requests succeeded.
   - Fails with one message that names every failing endpoint and every distribution violation, and why
     (status, timeout, connection refused, TLS error, JSON field with expected and actual value).
-  - Uses only the Python standard library on the managed host (no C(requests)). Requests go straight to the
-    endpoint; proxy environment variables are ignored. Redirects are not followed (a 301 is status 301).
-  - Options given at the top level are defaults for every endpoint; an endpoint's own value replaces them,
-    except I(headers), which are merged (the endpoint's value wins for the same header).
+  - Uses only the Python standard library on the managed host. Requests go straight to the endpoint; proxy
+    environment variables are ignored. Redirects are not followed (a 301 is status 301).
+  - B(Which options an endpoint overrides.) The connection options I(scheme), I(port), I(path), I(method),
+    I(status_codes), I(timeout), I(validate_certs), I(ca_path), I(sni_host), I(host_header) and I(headers)
+    are given at the top level as defaults; each endpoint, and I(distribution), may set any of them for
+    itself, which replaces the top-level value - except I(headers), which are merged (the endpoint's value
+    wins for the same header). I(scheme), I(port) and I(path) apply to targets given by I(host) only; a
+    I(url) carries its own. Top-level I(ca_path) and I(sni_host) are ignored for http targets.
+  - Endpoints also take the top-level I(json) and I(return_body_fields) unless they set their own, or set
+    I(method=HEAD) themselves (HEAD gets no body). I(distribution) takes neither.
 author:
   - ywmessaging.scaling contributors (@ywmessaging)
 extends_documentation_fragment:
   - ywmessaging.scaling.read_only
+  - ywmessaging.scaling.http_connection
 options:
   endpoints:
     description:
-      - The endpoints to check. Each needs I(url), or I(host) with optional I(port), I(path) and I(scheme).
+      - The endpoints to check. Each needs I(url), or I(host) with optional I(port), I(path) and I(scheme),
+        and may override any connection option (see the description).
       - Names must be unique; an endpoint without I(name) is named by its URL.
     type: list
     elements: dict
     default: []
     suboptions:
-      name:
-        description: Label used in results and in the failure message.
-        type: str
+      name: {description: Label used in results and in the failure message., type: str}
       url:
-        description:
-          - Full C(http://) or C(https://) URL. Mutually exclusive with I(host), I(port), I(path) and I(scheme).
+        description: Full C(http://) or C(https://) URL. Mutually exclusive with I(host), I(port), I(path), I(scheme).
         type: str
-      host:
-        description: Host name or address to connect to (IPv6 with or without brackets).
-        type: str
-      port:
-        description: TCP port. Defaults to the top-level I(port), else 80 for http and 443 for https.
-        type: int
-      scheme:
-        description: C(http) or C(https), used with I(host).
-        type: str
-        choices: [http, https]
-      path:
-        description: Request path, with query string if any. Used with I(host).
-        type: str
-      method:
-        description:
-          - HTTP method. C(HEAD) gets no body, so it cannot be combined with I(json) or I(return_body_fields);
-            an endpoint that sets C(HEAD) itself does not inherit the top-level ones.
-        type: str
-        choices: [GET, HEAD]
-      status_codes:
-        description: Accepted HTTP status codes.
-        type: list
-        elements: int
-      json:
-        description:
-          - 'Expected JSON body fields, as a mapping of dotted path to expected value, for example
+      host: {description: Host name or address to connect to (IPv6 with or without brackets)., type: str}
+      json: {description: 'Replaces the top-level I(json); C({}) checks no field.', type: dict}
+      return_body_fields: {description: Replaces the top-level I(return_body_fields)., type: list, elements: str}
+      scheme: {description: Overrides the top-level option., type: str, choices: [http, https]}
+      port: {description: Overrides the top-level option., type: int}
+      path: {description: Overrides the top-level option., type: str}
+      method: {description: Overrides the top-level option., type: str, choices: [GET, HEAD]}
+      status_codes: {description: Overrides the top-level option., type: list, elements: int}
+      timeout: {description: Overrides the top-level option., type: float}
+      validate_certs: {description: Overrides the top-level option., type: bool}
+      ca_path: {description: Overrides the top-level option; an error on an http endpoint., type: path}
+      sni_host: {description: Overrides the top-level option; an error on an http endpoint., type: str}
+      host_header: {description: Overrides the top-level option., type: str}
+      headers: {description: Merged over the top-level option., type: dict}
+  json:
+    description:
+      - 'Expected JSON body fields, as a mapping of dotted path to expected value, for example
         C({status: ok, checks.database: ok}). A numeric key indexes a list (C(items.0.state)); write
         C(\.) for a dot inside a key.'
-          - Types must match (C(true) is not C(1)), except that a string expectation also matches a
-            number, boolean or null with the same JSON spelling.
-          - Replaces the top-level I(json) for this endpoint; C({}) checks no field.
-        type: dict
-      return_body_fields:
-        description: Dotted paths of extra body fields to return in RV(endpoints[].fields) without checking them.
-        type: list
-        elements: str
-      timeout:
-        description: Seconds to wait for the connection and for each read.
-        type: float
-      validate_certs:
-        description: Verify the server certificate and its name for https.
-        type: bool
-      ca_path:
-        description:
-          - CA bundle file, or a directory of hashed CA certificates, to verify the server with. When set,
-            only these CAs are trusted (the system store is not used).
-        type: path
-      sni_host:
-        description:
-          - Name sent as TLS SNI and checked against the certificate, while connecting to I(host) or the URL's
-            host. Lets you check a TLS endpoint by IP address. Also sent as the C(Host) header when
-            I(host_header) is not set.
-        type: str
-      host_header:
-        description:
-          - Value of the C(Host) header. For https it is also the SNI name when I(sni_host) is not set.
-        type: str
-      headers:
-        description: Extra request headers, merged over the top-level I(headers).
-        type: dict
-  scheme:
-    description: Default scheme for endpoints given by I(host).
-    type: str
-    choices: [http, https]
-    default: http
-  port:
-    description: Default port for endpoints given by I(host). Unset means 80 or 443 by scheme.
-    type: int
-  path:
-    description: Default path for endpoints given by I(host).
-    type: str
-    default: /
-  method:
-    description: Default HTTP method.
-    type: str
-    choices: [GET, HEAD]
-    default: GET
-  status_codes:
-    description: Default accepted status codes.
-    type: list
-    elements: int
-    default: [200]
-  json:
-    description: Default JSON expectations (see I(endpoints[].json)).
+      - Types must match (C(true) is not C(1)), except that a string expectation also matches a
+        number, boolean or null with the same JSON spelling.
     type: dict
     default: {}
   return_body_fields:
-    description: Default extra body fields to return.
+    description: Dotted paths of extra body fields to return in RV(endpoints[].fields) without checking them.
     type: list
     elements: str
     default: []
-  timeout:
-    description: Default seconds to wait for the connection and for each read.
-    type: float
-    default: 5
-  validate_certs:
-    description: Default for certificate verification.
-    type: bool
-    default: true
-  ca_path:
-    description: Default CA bundle (see I(endpoints[].ca_path)). Ignored for http endpoints.
-    type: path
-  sni_host:
-    description: Default SNI name (see I(endpoints[].sni_host)). Ignored for http endpoints.
-    type: str
-  host_header:
-    description: Default C(Host) header (see I(endpoints[].host_header)).
-    type: str
-  headers:
-    description:
-      - Default extra request headers. Values appear in the task's invocation output; put the task under
-        C(no_log) if they carry a secret.
-    type: dict
-    default: {}
   max_workers:
     description: Endpoints checked at the same time.
     type: int
@@ -181,69 +100,33 @@ options:
   distribution:
     description:
       - Measure how a load balancer spreads requests over its upstreams. Runs once, after the endpoint
-        checks; it takes the top-level defaults for connection options but not I(json).
+        checks. Needs I(url), or I(host) with optional I(port), I(path), I(scheme); overrides connection
+        options like an endpoint.
       - The balancer must name the serving upstream in a response header, for nginx
         C(add_header X-Upstream-Addr $upstream_addr always;). When nginx retried a request on another
         upstream (C(a:3000, b:3000)) the last one is counted as serving it.
-      - Each upstream in I(expected) must serve at least C((1 - tolerance) * served / len(expected)) requests,
-        or I(min_share) percent of them, where C(served) is the number of answered requests that named an
-        upstream.
+      - Each upstream in I(expected) must serve at least I(min_share) percent of the served requests (those
+        answered naming an upstream) or, without I(min_share), its fair share less I(tolerance) of it. The fair
+        share is C(served * weight / sum of weights), every weight 1 unless I(weights) says otherwise. Four equal
+        upstreams each need 12.5% with the default tolerance, 20% with C(tolerance=0.2), so a fair 24% passes.
     type: dict
     suboptions:
-      url:
-        description: URL to send the requests to (the load balancer). Or give I(host), I(port), I(path), I(scheme).
-        type: str
-      host:
-        description: Load balancer host or address.
-        type: str
-      port:
-        description: Load balancer port.
-        type: int
-      scheme:
-        description: C(http) or C(https), used with I(host).
-        type: str
-        choices: [http, https]
-      path:
-        description: Request path, used with I(host).
-        type: str
-      method:
-        description: HTTP method; C(HEAD) is enough to read the header.
-        type: str
-        choices: [GET, HEAD]
-      status_codes:
-        description: Status codes that count as success.
-        type: list
-        elements: int
-      timeout:
-        description: Seconds to wait for the connection and for each read.
-        type: float
-      validate_certs:
-        description: Verify the certificate.
-        type: bool
-      ca_path:
-        description: CA bundle to verify the load balancer with.
-        type: path
-      sni_host:
-        description: SNI name when connecting by address.
-        type: str
-      host_header:
-        description: C(Host) header.
-        type: str
-      headers:
-        description: Extra request headers.
-        type: dict
-      count:
-        description: Number of requests to send.
-        type: int
-        default: 30
-      concurrency:
-        description: Requests in flight at the same time.
-        type: int
-        default: 1
-      header:
-        description: Response header naming the upstream that served the request.
-        type: str
-        default: X-Upstream-Addr
+      url: {description: URL to send the requests to (the load balancer)., type: str}
+      host: {description: Load balancer host or address., type: str}
+      scheme: {description: Overrides the top-level option., type: str, choices: [http, https]}
+      port: {description: Overrides the top-level option., type: int}
+      path: {description: Overrides the top-level option., type: str}
+      method: {description: 'Overrides the top-level option (HEAD will do).', type: str, choices: [GET, HEAD]}
+      status_codes: {description: Overrides the top-level option (statuses that succeed)., type: list, elements: int}
+      timeout: {description: Overrides the top-level option., type: float}
+      validate_certs: {description: Overrides the top-level option., type: bool}
+      ca_path: {description: Overrides the top-level option; an error for http., type: path}
+      sni_host: {description: Overrides the top-level option; an error for http., type: str}
+      host_header: {description: Overrides the top-level option., type: str}
+      headers: {description: Merged over the top-level option., type: dict}
+      count: {description: Number of requests to send., type: int, default: 30}
+      concurrency: {description: Requests in flight at the same time., type: int, default: 1}
+      header: {description: Response header naming the upstream that served it., type: str, default: X-Upstream-Addr}
       expected:
         description:
           - Upstreams, written as the balancer reports them (nginx C($upstream_addr) gives C(ip:port)), that
@@ -259,11 +142,18 @@ options:
       tolerance:
         description:
           - Allowed shortfall from the fair share, between 0 and 1. C(0.5) accepts an upstream that served half
-            of its fair share. Defaults to C(0.5) when I(min_share) is not set. Mutually exclusive with I(min_share).
+            of its fair share. Defaults to C(0.5). Mutually exclusive with I(min_share).
         type: float
       min_share:
-        description: Minimum percentage (0-100) of the served requests that each expected upstream must serve.
+        description:
+          - Minimum percentage (0-100) of the served requests that each expected upstream must serve, instead of
+            the fair share. Mutually exclusive with I(tolerance) and I(weights).
         type: float
+      weights:
+        description:
+          - Relative weights of expected upstreams (as in nginx C(server ... weight=N)), for the fair share; an
+            expected upstream not listed weighs 1. Every key must be in I(expected), every value above 0.
+        type: dict
       max_failures:
         description: Requests allowed to fail (error or unaccepted status) before it is a violation.
         type: int
@@ -273,7 +163,6 @@ options:
         type: bool
         default: false
 notes:
-  - The C(timeout) applies to connecting and to each read, not to the whole request.
   - Request bodies are read up to 1 MiB.
 seealso:
   - module: ansible.builtin.uri
@@ -320,13 +209,14 @@ EXAMPLES = r"""
     retries: 5
     delay: 2
 
-- name: Traffic is spread over the three backends and none reaches the drained one
+- name: Traffic is spread by weight over two backends and none reaches the drained one
   ywmessaging.scaling.upstream_health:
     distribution:
       url: https://api.example.com/health
       count: 60
       concurrency: 4
       expected: [10.0.1.11:3000, 10.0.1.12:3000]
+      weights: {"10.0.1.12:3000": 2}  # nginx: server 10.0.1.12:3000 weight=2;
       excluded: [10.0.1.13:3000]
       tolerance: 0.3
   register: spread
@@ -343,30 +233,18 @@ endpoints:
   type: list
   elements: dict
   contains:
-    name:
-      description: The endpoint's name.
-      type: str
-      sample: backend-1
+    name: {description: The endpoint's name., type: str, sample: backend-1}
     url:
       description: The URL that was requested (the address connected to, not the SNI name).
       type: str
       sample: http://10.0.1.11:3000/health
-    ok:
-      description: Whether the last attempt met every expectation.
-      type: bool
-      sample: true
-    status:
-      description: HTTP status of the last attempt; null when no response came.
-      type: int
-      sample: 200
+    ok: {description: Whether the last attempt met every expectation., type: bool, sample: true}
+    status: {description: HTTP status of the last attempt; null when no response came., type: int, sample: 200}
     latency_ms:
       description: Milliseconds from connecting to having read the body, in the last attempt.
       type: float
       sample: 12.4
-    attempts:
-      description: How many times this endpoint was checked.
-      type: int
-      sample: 1
+    attempts: {description: How many times this endpoint was checked., type: int, sample: 1}
     fields:
       description: The checked I(json) fields and the I(return_body_fields) as found in the body (null when absent).
       type: dict
@@ -375,83 +253,34 @@ endpoints:
       description: Why the last attempt failed, every problem separated by C(; ); null when it passed.
       type: str
       sample: "HTTP status 503, expected 200; json field 'status' is \"degraded\", expected \"ok\""
-healthy:
-  description: Names of the endpoints that passed.
-  returned: always
-  type: list
-  elements: str
-  sample: [backend-1, backend-2]
-failing:
-  description: Names of the endpoints that failed.
-  returned: always
-  type: list
-  elements: str
-  sample: [backend-3]
-attempts:
-  description: Rounds of checks run (1 when everything passed the first time).
-  returned: always
-  type: int
-  sample: 1
-elapsed_ms:
-  description: Wall time of the whole task in milliseconds.
-  returned: always
-  type: float
-  sample: 215.3
+healthy: {description: Names of the endpoints that passed., returned: always, type: list, elements: str, sample: [b-1]}
+failing: {description: Names of the endpoints that failed., returned: always, type: list, elements: str, sample: [b-3]}
+attempts: {description: Rounds of checks run (1 when all passed at once)., returned: always, type: int, sample: 1}
+elapsed_ms: {description: Wall time of the whole task in milliseconds., returned: always, type: float, sample: 215.3}
 distribution:
   description: Result of distribution mode.
   returned: when I(distribution) is set
   type: dict
   contains:
-    url:
-      description: URL the requests were sent to.
-      type: str
-      sample: https://api.example.com/health
-    header:
-      description: Header read for the upstream.
-      type: str
-      sample: X-Upstream-Addr
-    requests:
-      description: Requests sent.
-      type: int
-      sample: 30
-    succeeded:
-      description: Requests answered with an accepted status.
-      type: int
-      sample: 30
-    failed:
-      description: Requests that failed (no response or an unaccepted status).
-      type: int
-      sample: 0
-    failures:
-      description: Failed requests counted by reason.
-      type: dict
-      sample: {"connection refused": 2}
-    missing_header:
-      description: Successful responses without the upstream header.
-      type: int
-      sample: 0
-    counts:
-      description: Requests served per upstream.
-      type: dict
-      sample: {"10.0.1.11:3000": 10, "10.0.1.12:3000": 10, "10.0.1.13:3000": 10}
-    shares:
-      description: Percentage of the served requests per upstream.
-      type: dict
-      sample: {"10.0.1.11:3000": 33.3, "10.0.1.12:3000": 33.3, "10.0.1.13:3000": 33.3}
-    expected:
-      description: The expected upstreams.
-      type: list
-      elements: str
-      sample: ["10.0.1.11:3000", "10.0.1.12:3000", "10.0.1.13:3000"]
-    excluded:
-      description: The excluded upstreams.
-      type: list
-      elements: str
-      sample: []
+    url: {description: URL the requests were sent to., type: str, sample: "https://api.example.com/health"}
+    header: {description: Header read for the upstream., type: str, sample: X-Upstream-Addr}
+    requests: {description: Requests sent., type: int, sample: 30}
+    succeeded: {description: Requests answered with an accepted status., type: int, sample: 30}
+    failed: {description: Requests that failed (no response or an unaccepted status)., type: int, sample: 0}
+    failures: {description: Failed requests counted by reason., type: dict, sample: {"connection refused": 2}}
+    missing_header: {description: Successful responses without the upstream header., type: int, sample: 0}
+    counts: {description: Requests per upstream., type: dict, sample: {"10.0.1.11:3000": 15, "10.0.1.12:3000": 15}}
+    shares: {description: Percentage of the served requests per upstream., type: dict, sample: {"10.0.1.11:3000": 50.0}}
+    expected: {description: The expected upstreams., type: list, elements: str, sample: ["10.0.1.11:3000"]}
+    excluded: {description: The excluded upstreams., type: list, elements: str, sample: []}
     required_per_upstream:
-      description: Minimum requests each expected upstream had to serve.
+      description: Minimum requests each expected upstream had to serve (with I(weights), the lowest of them).
       type: float
       sample: 5.0
+    required:
+      description: Minimum requests each expected upstream had to serve, by upstream.
+      type: dict
+      sample: {"10.0.1.11:3000": 7.5, "10.0.1.12:3000": 7.5}
     unexpected:
       description: Upstreams that served requests but are in neither I(expected) nor I(excluded).
       type: list
@@ -466,33 +295,31 @@ distribution:
       type: list
       elements: str
       sample: ["excluded upstream 10.0.1.13:3000 served 4 of 30 requests (13.3%)"]
-    ok:
-      description: Whether there was no violation.
-      type: bool
-      sample: true
+    ok: {description: Whether there was no violation., type: bool, sample: true}
 msg:
   description: Summary, or on failure every failing endpoint and distribution violation with its reason.
   returned: always
   type: str
   sample: "3 endpoints healthy"
 """
-
 import time  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.ywmessaging.scaling.plugins.module_utils.http_health import (  # noqa: E402
-    HealthRun,
-    build_failure_message,
+from ansible_collections.ywmessaging.scaling.plugins.module_utils import http_target  # noqa: E402
+from ansible_collections.ywmessaging.scaling.plugins.module_utils.http_distribution import (  # noqa: E402
     collect_distribution,
     evaluate_distribution,
-    normalize_endpoint,
-    normalize_endpoints,
+)
+from ansible_collections.ywmessaging.scaling.plugins.module_utils.http_health import (  # noqa: E402
+    HealthRun,
+    failure_message,
 )
 
-_CONNECTION_OPTIONS = dict(
-    port=dict(type="int"),
+# The connection options (doc fragment http_connection): defaults at the top level, overrides below.
+_CONNECTION = dict(
     scheme=dict(type="str", choices=["http", "https"]),
+    port=dict(type="int"),
     path=dict(type="str"),
     method=dict(type="str", choices=["GET", "HEAD"]),
     status_codes=dict(type="list", elements="int"),
@@ -503,17 +330,20 @@ _CONNECTION_OPTIONS = dict(
     host_header=dict(type="str"),
     headers=dict(type="dict"),
 )
+_TOP_DEFAULTS = dict(scheme="http", path="/", method="GET", status_codes=[200], timeout=5.0, validate_certs=True)
+# A target is a url, or a host with optional scheme, port and path.
+_TARGET = dict(
+    required_one_of=[["url", "host"]],
+    mutually_exclusive=[["url", "host"], ["url", "port"], ["url", "path"], ["url", "scheme"]],
+)
+# Bounds the argument spec cannot express: (option, minimum).
+_MINIMUMS = (("max_workers", 1), ("retries", 0), ("delay", 0), ("deadline", 0))
+_DIST_MINIMUMS = (("count", 1), ("concurrency", 1), ("max_failures", 0))
 
 
 def argument_spec():
-    endpoint = dict(
-        name=dict(type="str"),
-        url=dict(type="str"),
-        host=dict(type="str"),
-        json=dict(type="dict"),
-        return_body_fields=dict(type="list", elements="str"),
-        **_CONNECTION_OPTIONS,
-    )
+    endpoint = dict(name=dict(type="str"), url=dict(type="str"), host=dict(type="str"), **_CONNECTION)
+    endpoint.update(json=dict(type="dict"), return_body_fields=dict(type="list", elements="str"))
     distribution = dict(
         url=dict(type="str"),
         host=dict(type="str"),
@@ -524,140 +354,134 @@ def argument_spec():
         excluded=dict(type="list", elements="str", default=[]),
         tolerance=dict(type="float"),
         min_share=dict(type="float"),
+        weights=dict(type="dict"),
         max_failures=dict(type="int", default=0),
         allow_unexpected=dict(type="bool", default=False),
-        **_CONNECTION_OPTIONS,
+        **_CONNECTION,
     )
-    return dict(
-        endpoints=dict(type="list", elements="dict", default=[], options=endpoint),
-        scheme=dict(type="str", choices=["http", "https"], default="http"),
-        port=dict(type="int"),
-        path=dict(type="str", default="/"),
-        method=dict(type="str", choices=["GET", "HEAD"], default="GET"),
-        status_codes=dict(type="list", elements="int", default=[200]),
+    spec = dict((key, dict(option, default=_TOP_DEFAULTS.get(key))) for key, option in _CONNECTION.items())
+    spec["headers"]["default"] = {}
+    spec.update(
+        endpoints=dict(type="list", elements="dict", default=[], options=endpoint, **_TARGET),
         json=dict(type="dict", default={}),
         return_body_fields=dict(type="list", elements="str", default=[]),
-        timeout=dict(type="float", default=5),
-        validate_certs=dict(type="bool", default=True),
-        ca_path=dict(type="path"),
-        sni_host=dict(type="str"),
-        host_header=dict(type="str"),
-        headers=dict(type="dict", default={}),
         max_workers=dict(type="int", default=16),
         retries=dict(type="int"),
         delay=dict(type="float", default=1),
         deadline=dict(type="float"),
-        distribution=dict(type="dict", options=distribution),
+        distribution=dict(
+            type="dict",
+            options=distribution,
+            required_one_of=_TARGET["required_one_of"],
+            mutually_exclusive=_TARGET["mutually_exclusive"] + [["tolerance", "min_share"], ["weights", "min_share"]],
+        ),
     )
+    return spec
+
+
+def distribution_errors(dist):
+    """What the argument spec cannot say about ``distribution``; also turns weights into numbers."""
+    errors = ["%s must be at least %s, got %s" % (k, low, dist[k]) for k, low in _DIST_MINIMUMS if dist[k] < low]
+    if dist["tolerance"] is not None and not 0 <= dist["tolerance"] < 1:
+        errors.append("tolerance must be in [0, 1), got %g" % dist["tolerance"])
+    if dist["min_share"] is not None and not 0 <= dist["min_share"] <= 100:
+        errors.append("min_share is a percentage (0-100), got %g" % dist["min_share"])
+    both = sorted(set(dist["expected"]) & set(dist["excluded"]))
+    if both:
+        errors.append("%s cannot be both expected and excluded" % ", ".join(both))
+    if not dist["header"]:
+        errors.append("header must not be empty")
+    for upstream, weight in (dist["weights"] or {}).items():
+        try:
+            dist["weights"][upstream] = float(weight)
+        except (TypeError, ValueError):
+            dist["weights"][upstream] = 0
+        if upstream not in dist["expected"] or not dist["weights"][upstream] > 0:
+            errors.append("weights: %s must be an expected upstream with a weight above 0, got %r" % (upstream, weight))
+    return ["distribution: " + e for e in errors]
+
+
+def build_message(results, rounds, elapsed_s, dist=None):
+    """The task's msg: a summary, or every failing endpoint and distribution violation and why."""
+    failing, violations = failure_message(results, rounds, elapsed_s), (dist or {}).get("violations")
+    if failing or violations:
+        parts = [failing] if failing else []
+        if violations:
+            parts.append("distribution through %s: %s" % (dist["url"], "; ".join(violations)))
+        return " | ".join(parts)
+    parts = ["%d endpoint%s healthy" % (len(results), "" if len(results) == 1 else "s")] if results else []
+    if dist:
+        parts.append("distribution ok: " + ", ".join("%s=%d" % c for c in sorted(dist["counts"].items())))
+    return "; ".join(parts)
 
 
 class UpstreamHealth:
-    """Validates the task, runs the endpoint checks and the distribution measurement."""
+    """Resolves the targets, runs the endpoint checks and the distribution measurement."""
 
     def __init__(self, module):
-        self.module = module
         self.params = module.params
         self.result = dict(changed=False, endpoints=[], healthy=[], failing=[], attempts=0, elapsed_ms=0.0, msg="")
 
     def validate(self):
+        """Returns (endpoint targets, distribution target or None, errors)."""
         p = self.params
-        defaults = dict((k, p[k]) for k in _CONNECTION_OPTIONS)
-        defaults.update(json=p["json"], return_body_fields=p["return_body_fields"])
-        endpoints, errors = normalize_endpoints(p["endpoints"], defaults)
+        defaults = dict((k, p[k]) for k in list(_CONNECTION) + ["json", "return_body_fields"])
+        errors = ["%s must be at least %s, got %s" % (k, low, p[k]) for k, low in _MINIMUMS if (p[k] or 0) < low]
         if not p["endpoints"] and not p["distribution"]:
             errors.append("nothing to check: give endpoints, distribution, or both")
-        for key, minimum in (("max_workers", 1), ("retries", 0), ("delay", 0), ("deadline", 0)):
-            if p[key] is not None and p[key] < minimum:
-                errors.append("%s must be at least %s, got %s" % (key, minimum, p[key]))
-        dist_endpoint = None
-        dist = p["distribution"]
+        endpoints, seen = [], {}
+        for index, raw in enumerate(p["endpoints"]):
+            label = "endpoints[%d]%s" % (index, " (%s)" % raw["name"] if raw.get("name") else "")
+            target, problems = http_target.resolve(raw, defaults, label)
+            errors.extend(problems)
+            if target is not None and target.name in seen:
+                errors.append(
+                    "endpoints[%d]: name %r is already used by endpoints[%d]; names must be unique"
+                    % (index, target.name, seen[target.name])
+                )
+            elif target is not None:
+                seen[target.name] = index
+                endpoints.append(target)
+        dist_target, dist = None, p["distribution"]
         if dist:
-            dist_defaults = dict(defaults, json={}, return_body_fields=[])
-            dist_endpoint, dist_errors = normalize_endpoint(dist, dist_defaults, section="distribution")
-            errors.extend(dist_errors)
-            errors.extend(self._distribution_errors(dist))
-            if dist_endpoint is not None:
-                dist_endpoint.name = "distribution"
-        return endpoints, dist_endpoint, errors
+            dist_target, problems = http_target.resolve(
+                dist, dict(defaults, json={}, return_body_fields=[]), "distribution"
+            )
+            errors.extend(problems + distribution_errors(dist))
+            if dist_target is not None:
+                dist_target.name = "distribution"
+        return endpoints, dist_target, errors
 
-    @staticmethod
-    def _distribution_errors(dist):
-        errors = []
-        if dist["count"] < 1:
-            errors.append("distribution: count must be at least 1, got %d" % dist["count"])
-        if dist["concurrency"] < 1:
-            errors.append("distribution: concurrency must be at least 1, got %d" % dist["concurrency"])
-        if dist["max_failures"] < 0:
-            errors.append("distribution: max_failures must be at least 0, got %d" % dist["max_failures"])
-        if dist["tolerance"] is not None and dist["min_share"] is not None:
-            errors.append("distribution: give tolerance or min_share, not both")
-        if dist["tolerance"] is not None and not 0 <= dist["tolerance"] < 1:
-            errors.append("distribution: tolerance must be in [0, 1), got %g" % dist["tolerance"])
-        if dist["min_share"] is not None and not 0 <= dist["min_share"] <= 100:
-            errors.append("distribution: min_share is a percentage (0-100), got %g" % dist["min_share"])
-        both = sorted(set(dist["expected"]) & set(dist["excluded"]))
-        if both:
-            errors.append("distribution: %s cannot be both expected and excluded" % ", ".join(both))
-        if not dist["header"]:
-            errors.append("distribution: header must not be empty")
-        return errors
+    def measure(self, target):
+        """Send the distribution requests and judge who served them."""
+        dist = self.params["distribution"]
+        tally = collect_distribution(target, dist["count"], dist["concurrency"], dist["header"])
+        rules = dict((k, dist[k]) for k in ("tolerance", "min_share", "weights", "max_failures", "allow_unexpected"))
+        summary = evaluate_distribution(tally, dist["header"], dist["expected"], dist["excluded"], **rules)[1]
+        summary.update(url=target.url, header=dist["header"], expected=dist["expected"], excluded=dist["excluded"])
+        return summary
 
     def run(self):
         started = time.monotonic()
-        endpoints, dist_endpoint, errors = self.validate()
+        endpoints, dist_target, errors = self.validate()
+        r = self.result
         if errors:
-            self.result["msg"] = "invalid arguments: " + "; ".join(errors)
-            return self.result, False
-        p = self.params
-        results, rounds = [], 0
+            r["msg"] = "invalid arguments: " + "; ".join(errors)
+            return r, False
         if endpoints:
-            checker = HealthRun(
-                endpoints, max_workers=p["max_workers"], retries=p["retries"], delay=p["delay"], deadline=p["deadline"]
-            )
-            results = checker.run()
-            rounds = checker.rounds
-        distribution = None
-        if dist_endpoint is not None:
-            dist = p["distribution"]
-            tally = collect_distribution(dist_endpoint, dist["count"], dist["concurrency"], dist["header"])
-            _violations, distribution = evaluate_distribution(
-                tally,
-                dist["header"],
-                expected=dist["expected"],
-                excluded=dist["excluded"],
-                tolerance=dist["tolerance"],
-                min_share=dist["min_share"],
-                max_failures=dist["max_failures"],
-                allow_unexpected=dist["allow_unexpected"],
-            )
-            distribution.update(
-                url=dist_endpoint.url, header=dist["header"], expected=dist["expected"], excluded=dist["excluded"]
-            )
-            self.result["distribution"] = distribution
+            p = self.params
+            checker = HealthRun(endpoints, p["max_workers"], p["retries"], p["delay"], p["deadline"])
+            r.update(endpoints=checker.run(), attempts=checker.rounds)
+            r["healthy"] = [e["name"] for e in r["endpoints"] if e["ok"]]
+            r["failing"] = [e["name"] for e in r["endpoints"] if not e["ok"]]
+        dist = self.measure(dist_target) if dist_target else None
+        if dist is not None:
+            r["distribution"] = dist
         elapsed = time.monotonic() - started
-        self.result.update(
-            endpoints=results,
-            healthy=[r["name"] for r in results if r["ok"]],
-            failing=[r["name"] for r in results if not r["ok"]],
-            attempts=rounds,
-            elapsed_ms=round(elapsed * 1000.0, 1),
-        )
-        ok = not self.result["failing"] and (distribution is None or distribution["ok"])
-        if ok:
-            summary = []
-            if results:
-                summary.append("%d endpoint%s healthy" % (len(results), "" if len(results) == 1 else "s"))
-            if distribution is not None:
-                summary.append(
-                    "distribution ok: %s"
-                    % ", ".join("%s=%d" % (u, n) for u, n in sorted(distribution["counts"].items()))
-                )
-            self.result["msg"] = "; ".join(summary)
-        else:
-            self.result["msg"] = build_failure_message(
-                results, rounds, elapsed, distribution, dist_endpoint.url if dist_endpoint else None
-            )
-        return self.result, ok
+        r["elapsed_ms"] = round(elapsed * 1000.0, 1)
+        r["msg"] = build_message(r["endpoints"], r["attempts"], elapsed, dist)
+        ok = not r["failing"] and (dist is None or dist["ok"])
+        return r, ok
 
 
 def main():
