@@ -131,7 +131,7 @@ def _convert_one(name: str, arg: str) -> str:
     if name == "U":
         return f"<{arg.strip()}>"
     if name == "L":
-        label, _, url = arg.partition(",")
+        label, _comma, url = arg.partition(",")
         return f"[{escape_text(label.strip())}]({url.strip()})" if url.strip() else escape_text(label)
     if name in ("O", "RV"):
         return code(_plugin_local_name(arg))
