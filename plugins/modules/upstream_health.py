@@ -75,23 +75,17 @@ options:
     type: dict
     default: {}
   return_body_fields:
-    description: Dotted paths of extra body fields to return in RV(endpoints[].fields) without checking them.
+    description: Dotted paths of extra body fields to return in RV(endpoints[].fields), unchecked.
     type: list
     elements: str
     default: []
-  max_workers:
-    description: Endpoints checked at the same time.
-    type: int
-    default: 16
+  max_workers: {description: Endpoints checked at the same time., type: int, default: 16}
   retries:
     description:
       - How many more times to check an endpoint that failed. Unset means 0 without I(deadline) and
         unlimited (until the deadline) with it. With both, checking stops at whichever comes first.
     type: int
-  delay:
-    description: Seconds between two rounds of checks of the failing endpoints.
-    type: float
-    default: 1
+  delay: {description: Seconds between two rounds of checks of the failing endpoints., type: float, default: 1}
   deadline:
     description:
       - Keep re-checking failing endpoints until all are healthy or this many seconds have passed. No new
@@ -134,11 +128,7 @@ options:
         type: list
         elements: str
         default: []
-      excluded:
-        description: Upstreams (drained or stopped) that must serve no request.
-        type: list
-        elements: str
-        default: []
+      excluded: {description: Upstreams (drained, stopped) to serve none., type: list, elements: str, default: []}
       tolerance:
         description:
           - Allowed shortfall from the fair share, between 0 and 1. C(0.5) accepts an upstream that served half
@@ -154,14 +144,8 @@ options:
           - Relative weights of expected upstreams (as in nginx C(server ... weight=N)), for the fair share; an
             expected upstream not listed weighs 1. Every key must be in I(expected), every value above 0.
         type: dict
-      max_failures:
-        description: Requests allowed to fail (error or unaccepted status) before it is a violation.
-        type: int
-        default: 0
-      allow_unexpected:
-        description: Accept upstreams that are in neither I(expected) nor I(excluded) serving requests.
-        type: bool
-        default: false
+      max_failures: {description: Requests allowed to fail (error or unaccepted status)., type: int, default: 0}
+      allow_unexpected: {description: Accept upstreams not in I(expected) or I(excluded)., type: bool, default: false}
 notes:
   - Request bodies are read up to 1 MiB.
 seealso:
@@ -219,11 +203,6 @@ EXAMPLES = r"""
       weights: {"10.0.1.12:3000": 2}  # nginx: server 10.0.1.12:3000 weight=2;
       excluded: [10.0.1.13:3000]
       tolerance: 0.3
-  register: spread
-
-- name: Show the spread
-  ansible.builtin.debug:
-    var: spread.distribution.counts
 """
 
 RETURN = r"""

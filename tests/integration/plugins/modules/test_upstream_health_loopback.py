@@ -298,3 +298,37 @@ def test_invalid_arguments_fail_before_any_request(http_server, run_module):
     assert result["msg"].startswith("invalid arguments: ")
     assert "endpoints[0]" in result["msg"] and "endpoints[1]" in result["msg"]
     assert server.hits == 0
+
+
+def test_distribution_fair_share_follows_weights(http_server, balancer, run_module):
+    heavy, light = _backends(http_server, 2)
+    lb = balancer([heavy.addr, heavy.addr, light.addr])  # like nginx `server heavy weight=2;`
+    args = {"url": lb.url, "count": 30, "expected": [heavy.addr, light.addr], "tolerance": 0.1}
+    weighted = run_module(MODULE, {"distribution": dict(args, weights={heavy.addr: 2})})
+    assert weighted.get("failed") is not True, weighted["msg"]
+    assert weighted["distribution"]["counts"] == {heavy.addr: 20, light.addr: 10}
+    assert weighted["distribution"]["required"] == {heavy.addr: 18.0, light.addr: 9.0}
+    assert weighted["msg"] == "distribution ok: %s" % ", ".join(
+        "%s=%d" % item for item in sorted({heavy.addr: 20, light.addr: 10}.items())
+    )
+    # the same traffic judged as if both weighed the same: the light one is short of 90% of 15
+    equal = run_module(MODULE, {"distribution": args})
+    assert equal["failed"] is True
+    assert equal["distribution"]["violations"] == [
+        "upstream %s served 10 of 30 requests (33.3%%), below the minimum of 13.5 "
+        "(fair share 15 with tolerance 0.1)" % light.addr
+    ]
+
+
+def test_the_argument_spec_rejects_a_target_given_twice_before_any_request(http_server, run_module):
+    server = http_server(status=200, body=HEALTHY)
+    result = run_module(
+        MODULE,
+        {
+            "endpoints": [{"url": server.url(), "host": "127.0.0.1"}],
+            "distribution": {"url": server.url(), "tolerance": 0.2, "min_share": 20},
+        },
+    )
+    assert result["failed"] is True
+    assert "mutually exclusive: url|host found in endpoints" in result["msg"]
+    assert server.hits == 0
