@@ -132,7 +132,7 @@ def resolve(own, defaults, label):
         host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
         scheme = opts.get("scheme") or "http"
         port = DEFAULT_PORTS[scheme] if opts.get("port") is None else opts["port"]
-        where = scheme, host, port, opts.get("path") or "/"
+        where = scheme, host, port, "/" if opts.get("path") is None else opts["path"]
         if not where[3].startswith("/"):
             err("path %r must start with /" % where[3])
     if where is None:

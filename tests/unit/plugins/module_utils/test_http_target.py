@@ -119,6 +119,7 @@ def test_endpoint_is_named_by_url_when_unnamed():
         ({"host": "a", "port": 65536}, {}, "out of range"),
         ({"host": "a", "path": "health"}, {}, "must start with /"),
         ({"host": "a"}, {"path": "health"}, "must start with /"),
+        ({"host": "a", "path": ""}, {}, "path '' must start with /"),
         ({"host": "a", "method": "HEAD", "json": {"status": "ok"}}, {}, "use method GET"),
         ({"host": "a", "return_body_fields": ["x"]}, {"method": "HEAD"}, "use method GET"),
         ({"host": "a"}, {"method": "HEAD", "json": {"status": "ok"}}, "use method GET"),
