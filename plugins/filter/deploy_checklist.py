@@ -159,9 +159,13 @@ def distribution_item(result):
             "NGINX load balancer distributing traffic to all backends", FAIL, result.get("msg") or "not measured"
         )
     ok = bool(dist.get("ok")) and not result.get("failed")
-    counts = " / ".join(str(v) for v in _dict(dist.get("counts"), "counts").values())
-    shares = " / ".join(str(v) for v in _dict(dist.get("shares"), "shares").values())
-    figure = f"{counts} of {dist.get('requests') or 0} requests ({shares} %)"
+    counts = _dict(dist.get("counts"), "counts")
+    shares = _dict(dist.get("shares"), "shares")
+    if counts:
+        served = " / ".join(str(v) for v in counts.values())
+        figure = f"{served} of {dist.get('requests') or 0} requests ({' / '.join(str(v) for v in shares.values())} %)"
+    else:
+        figure = f"none of {dist.get('requests') or 0} requests served"
     if dist.get("violations"):
         figure += " — " + "; ".join(dist["violations"])
     return _item("NGINX load balancer distributing traffic to all backends", PASS if ok else FAIL, figure)

@@ -280,9 +280,20 @@ def test_health_through_the_balancer(result, status, figure):
             "200 / 100 / 0 of 300 requests (66.7 / 33.3 / 0.0 %)"
             " — 172.30.76.23:3000 served 0.0 %, expected at least 25 %",
         ),
+        (
+            {
+                "failed": False,
+                "distribution": {
+                    "requests": 300, "succeeded": 0, "failed": 300, "counts": {}, "shares": {}, "ok": False,
+                    "violations": ["300 of 300 requests failed (connection refused x300)"],
+                },
+            },
+            "fail",
+            "none of 300 requests served — 300 of 300 requests failed (connection refused x300)",
+        ),
     ],
-    ids=["even", "one backend starved"],
-)
+    ids=["even", "one backend starved", "balancer down"],
+)  # fmt: skip
 def test_distribution_figure(result, status, figure):
     item = f.distribution_item(result)
     assert (item["status"], item["figure"]) == (status, figure)
