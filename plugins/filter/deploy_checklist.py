@@ -23,8 +23,8 @@ from datetime import datetime, timezone
 
 from ansible.errors import AnsibleFilterError
 
-PASS = "pass"
-FAIL = "fail"
+PASSED = "pass"
+FAILED = "fail"
 NOT_CHECKED = "not_checked"
 NO_COMMIT = "none"
 ASN1_TIME = "%Y%m%d%H%M%SZ"
@@ -103,7 +103,7 @@ def same_commit_item(deployed_list):
     """Every backend on one commit; a backend with no commit, or no backend at all, fails it."""
     commits = _unique(d["commit"] for d in deployed_list)
     ok = len(commits) == 1 and commits[0] not in (NO_COMMIT, "")
-    return _item("All backends run the same commit", PASS if ok else FAIL, " / ".join(commits))
+    return _item("All backends run the same commit", PASSED if ok else FAILED, " / ".join(commits))
 
 
 # ---- verify.yml --------------------------------------------------------------------------------
@@ -121,7 +121,7 @@ def pgbouncer_item(host, result):
     result = _dict(result, f"the PgBouncer result of {host}")
     databases = list(_dict(result.get("derived"), "derived").values())
     if not databases:
-        return _item(name, FAIL, result.get("msg") or "not measured")
+        return _item(name, FAILED, result.get("msg") or "not measured")
     d = databases[0]
     figure = (
         f"{d.get('clients_active') or 0} clients active, {d.get('clients_waiting') or 0} waiting, "
@@ -129,8 +129,8 @@ def pgbouncer_item(host, result):
         f"avg query {_text(d.get('avg_query_time_ms'))} ms, pool use {_text(d.get('pool_utilization'))} %"
     )
     if _pgbouncer_failed(result):
-        return _item(name, FAIL, f"{figure} — {result.get('msg') or 'a threshold failed'}")
-    return _item(name, PASS, figure)
+        return _item(name, FAILED, f"{figure} — {result.get('msg') or 'a threshold failed'}")
+    return _item(name, PASSED, figure)
 
 
 def direct_health_item(result):
@@ -140,7 +140,7 @@ def direct_health_item(result):
         figure += ": failing " + ", ".join(failing)
     elif not ok and msg:
         figure += ": " + msg
-    return _item("All backend servers healthy (every health endpoint, directly)", PASS if ok else FAIL, figure)
+    return _item("All backend servers healthy (every health endpoint, directly)", PASSED if ok else FAILED, figure)
 
 
 def through_lb_item(host, result):
@@ -148,7 +148,7 @@ def through_lb_item(host, result):
     figure = f"{len(healthy)}/{THROUGH_LB_ENDPOINTS} endpoints OK"
     if not ok and msg:
         figure += ": " + msg
-    return _item(f"Health checks pass through NGINX over HTTPS ({host})", PASS if ok else FAIL, figure)
+    return _item(f"Health checks pass through NGINX over HTTPS ({host})", PASSED if ok else FAILED, figure)
 
 
 def distribution_item(result):
@@ -156,7 +156,7 @@ def distribution_item(result):
     dist = _dict(result.get("distribution"), "distribution")
     if not dist:
         return _item(
-            "NGINX load balancer distributing traffic to all backends", FAIL, result.get("msg") or "not measured"
+            "NGINX load balancer distributing traffic to all backends", FAILED, result.get("msg") or "not measured"
         )
     ok = bool(dist.get("ok")) and not result.get("failed")
     counts = _dict(dist.get("counts"), "counts")
@@ -168,7 +168,7 @@ def distribution_item(result):
         figure = f"none of {dist.get('requests') or 0} requests served"
     if dist.get("violations"):
         figure += " — " + "; ".join(dist["violations"])
-    return _item("NGINX load balancer distributing traffic to all backends", PASS if ok else FAIL, figure)
+    return _item("NGINX load balancer distributing traffic to all backends", PASSED if ok else FAILED, figure)
 
 
 def _utc(value):
@@ -197,15 +197,15 @@ def certificate_item(result, min_days=30, now=None):
     result = _dict(result, "the certificate result")
     min_days = int(min_days)
     if "not_after" not in result:
-        return _item("TLS certificate valid", FAIL, result.get("msg") or "no certificate served on 443")
+        return _item("TLS certificate valid", FAILED, result.get("msg") or "no certificate served on 443")
     name = f"TLS certificate valid for at least {min_days} days"
     try:
         expires = _utc(result["not_after"])
     except (TypeError, ValueError):
-        return _item(name, FAIL, f"unreadable expiry date {result['not_after']!r}")
+        return _item(name, FAILED, f"unreadable expiry date {result['not_after']!r}")
     days = certificate_days(expires, now)
     figure = f"{days} days left (expires {expires:%Y-%m-%d %H:%M} UTC, issuer {_issuer(result.get('issuer'))})"
-    return _item(name, PASS if days >= min_days else FAIL, figure)
+    return _item(name, PASSED if days >= min_days else FAILED, figure)
 
 
 def _status(result):
@@ -220,7 +220,7 @@ def login_item(result):
     ok = 200 <= _status(result) < 500  # the runbook: any answer but a server error
     return _item(
         "Smoke test: login answers without a server error",
-        PASS if ok else FAIL,
+        PASSED if ok else FAILED,
         f"HTTP {_text(result.get('status'), 'none')}",
     )
 
@@ -235,7 +235,7 @@ def message_item(result, check_mode=False):
             else "login did not return a token (set verify_smoke_email / verify_smoke_password)"
         )
         return _item(name, NOT_CHECKED, why)
-    return _item(name, PASS if _status(result) == 201 else FAIL, f"HTTP {result['status']}")
+    return _item(name, PASSED if _status(result) == 201 else FAILED, f"HTTP {result['status']}")
 
 
 def job_runs(lock_runs):
@@ -263,7 +263,7 @@ def lock_item(lock_runs, window="-15 min"):
         return _item(name, NOT_CHECKED, f"no job run in the window {window}")
     dup = duplicate_runs(runs)
     figure = f"{len(runs)} job runs, " + ("run twice: " + "; ".join(dup) if dup else "each on exactly one backend")
-    return _item(name, FAIL if dup else PASS, figure)
+    return _item(name, FAILED if dup else PASSED, figure)
 
 
 def verify_checklist(results, cert_min_days=30, lock_window="-15 min", check_mode=False, now=None):
@@ -291,7 +291,7 @@ def rollback_backend_item(host, result, commit):
     figure = f"{len(healthy)}/{ROLLBACK_ENDPOINTS} endpoints OK, commit {commit[:12]}"
     if not ok and msg:
         figure += " — " + msg
-    return _item(f"Backend healthy after the rollback ({host})", PASS if ok else FAIL, figure)
+    return _item(f"Backend healthy after the rollback ({host})", PASSED if ok else FAILED, figure)
 
 
 def direct_database_items(backends, postgresql_host, postgresql_port=5432):
@@ -301,7 +301,7 @@ def direct_database_items(backends, postgresql_host, postgresql_port=5432):
         for host, facts in _dict(backends, "backends").items()
     ]
     ok = _unique(endpoints) == [direct]
-    return _item(f"Backends connect straight to PostgreSQL ({direct})", PASS if ok else FAIL, ", ".join(endpoints))
+    return _item(f"Backends connect straight to PostgreSQL ({direct})", PASSED if ok else FAILED, ", ".join(endpoints))
 
 
 def pgbouncer_stopped_item(host, result):
@@ -309,7 +309,7 @@ def pgbouncer_stopped_item(host, result):
     active = status.get("ActiveState") or "unknown"
     at_boot = status.get("UnitFileState") or "unknown"
     ok = active in ("inactive", "failed") and at_boot in ("disabled", "masked")
-    return _item(f"PgBouncer stopped and disabled ({host})", PASS if ok else FAIL, f"{active}, {at_boot} at boot")
+    return _item(f"PgBouncer stopped and disabled ({host})", PASSED if ok else FAILED, f"{active}, {at_boot} at boot")
 
 
 def dns_item(answer, target, name, provider):
@@ -321,16 +321,18 @@ def dns_item(answer, target, name, provider):
         )
     answer = [str(a) for a in answer] if isinstance(answer, (list, tuple)) else [str(answer)]
     return _item(
-        f"DNS points the API name at {target}", PASS if answer == [target] else FAIL, f"{name} -> {', '.join(answer)}"
+        f"DNS points the API name at {target}",
+        PASSED if answer == [target] else FAILED,
+        f"{name} -> {', '.join(answer)}",
     )
 
 
 def database_item(restored):
     restored = _dict(restored, "database_restored")
     if not restored:
-        return _item("Database restored after a safety dump", FAIL, "no restore recorded")
+        return _item("Database restored after a safety dump", FAILED, "no restore recorded")
     figure = f"from {restored.get('restored_from')}, safety dump {restored.get('safety_dump')}"
-    return _item("Database restored after a safety dump", PASS, figure)
+    return _item("Database restored after a safety dump", PASSED, figure)
 
 
 def _parts(parts):
