@@ -195,7 +195,10 @@ def certificate_days(not_after, now=None):
 
 def certificate_item(result, min_days=30, now=None):
     result = _dict(result, "the certificate result")
-    min_days = int(min_days)
+    try:
+        min_days = int(min_days)
+    except (TypeError, ValueError):
+        raise AnsibleFilterError(f"verify_checklist: cert_min_days must be a whole number, got {min_days!r}") from None
     if "not_after" not in result:
         return _item("TLS certificate valid", FAILED, result.get("msg") or "no certificate served on 443")
     name = f"TLS certificate valid for at least {min_days} days"

@@ -612,10 +612,17 @@ def test_the_inputs_are_not_changed():
     [
         lambda: f.verify_checklist(["not", "a", "dict"]),
         lambda: f.verify_checklist({"pgbouncer": ["pgbouncer-1"]}),
+        lambda: f.verify_checklist({}, cert_min_days="a month"),
         lambda: f.rollback_checklist({}, 42),
         lambda: f.rollback_checklist({"backends": {"backend-1": "abc123"}}, ["code"]),
     ],
-    ids=["results not a dict", "per-host results not a dict", "parts not a list", "facts not a dict"],
+    ids=[
+        "results not a dict",
+        "per-host results not a dict",
+        "days not a number",
+        "parts not a list",
+        "facts not a dict",
+    ],
 )
 def test_wrong_shapes_are_named_errors(call):
     with pytest.raises(AnsibleFilterError):
