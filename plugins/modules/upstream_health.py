@@ -128,7 +128,7 @@ options:
         type: list
         elements: str
         default: []
-      excluded: {description: Upstreams (drained, stopped) to serve none., type: list, elements: str, default: []}
+      excluded: {description: Upstreams (drained or stopped) to serve none., type: list, elements: str, default: []}
       tolerance:
         description:
           - Allowed shortfall from the fair share, between 0 and 1. C(0.5) accepts an upstream that served half

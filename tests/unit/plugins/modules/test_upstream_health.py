@@ -269,3 +269,22 @@ def test_connection_fragment_documents_the_spec_once_with_its_types_and_defaults
             assert spec[section]["options"][name]["type"] == doc["type"], (section, name)
     # documented once: the module's own options do not repeat them
     assert not set(documented_options) & set(yaml.safe_load(upstream_health.DOCUMENTATION)["options"])
+
+
+DOC_KEYS = {"description", "type", "elements", "choices", "default", "suboptions", "required", "returned", "sample"}
+
+
+def entries(options, where):
+    for name, entry in options.items():
+        yield "%s.%s" % (where, name), entry
+        for nested in ("suboptions", "contains"):
+            yield from entries(entry.get(nested) or {}, "%s.%s" % (where, name))
+
+
+@pytest.mark.parametrize("section", ["DOCUMENTATION", "RETURN"])
+def test_every_documented_entry_has_only_known_keys(section):
+    """Short entries are written in YAML flow style, where a stray comma makes a new key silently."""
+    doc = yaml.safe_load(getattr(upstream_health, section))
+    for where, entry in entries(doc["options"] if section == "DOCUMENTATION" else doc, section):
+        assert isinstance(entry, dict) and set(entry) <= DOC_KEYS | {"contains"}, (where, entry)
+        assert isinstance(entry["description"], (str, list)), where
