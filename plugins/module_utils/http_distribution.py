@@ -93,7 +93,8 @@ def evaluate_distribution(tally, header, expected=(), excluded=(), **rules):
     """
     counts, expected, excluded = tally["counts"], list(expected), list(excluded)
     served, failed = sum(counts.values()), sum(tally["failures"].values())
-    tolerance, min_share, weights = rules.get("tolerance"), rules.get("min_share"), rules.get("weights")
+    min_share, weights = rules.get("min_share"), rules.get("weights")
+    tolerance = DEFAULT_TOLERANCE if rules.get("tolerance") is None else rules["tolerance"]
     required = minimums(served, expected, tolerance, min_share, weights)
     fair = fair_shares(served, expected, weights)
     violations = []
@@ -118,10 +119,7 @@ def evaluate_distribution(tally, header, expected=(), excluded=(), **rules):
             if min_share is not None:
                 rule = "min_share %g%%" % min_share
             else:
-                rule = "fair share %g with tolerance %g" % (
-                    round(fair[upstream], 2),
-                    DEFAULT_TOLERANCE if tolerance is None else tolerance,
-                )
+                rule = "fair share %g with tolerance %g" % (round(fair[upstream], 2), tolerance)
             violations.append(
                 "upstream %s served %d of %d requests (%s%%), below the minimum of %g (%s)"
                 % (upstream, got, served, _pct(got, served), round(required[upstream], 2), rule)
