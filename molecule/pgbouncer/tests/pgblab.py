@@ -183,12 +183,58 @@ def ansible_module(hosts, module, args):
     return results
 
 
-def ansible_playbook(playbook, *args, timeout=600):
+def ansible_playbook(playbook, *args, timeout=600, json_output=False):
+    """Run a playbook of the scenario. json_output: the json callback; proc.json holds its document."""
     argv = ["ansible-playbook", "-i", inventory(), os.path.join(SCENARIO, playbook)] + list(args)
+    env = ansible_env()
+    if json_output:
+        env.update({"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"})
     started = time.monotonic()
-    proc = subprocess.run(argv, capture_output=True, text=True, env=ansible_env(), timeout=timeout, check=False)
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout, check=False)
     proc.seconds = time.monotonic() - started
+    if json_output:
+        try:
+            proc.json = json.loads(proc.stdout)
+        except ValueError:
+            pytest.fail("%s did not return JSON (rc %s): %s %s" % (playbook, proc.returncode, proc.stdout, proc.stderr))
     return proc
+
+
+def task_results(document):
+    """{host: [(task name, result)]} in the order the json callback reported them."""
+    hosts = {}
+    for play in document["plays"]:
+        for task in play["tasks"]:
+            for host, result in task["hosts"].items():
+                hosts.setdefault(host, []).append((task["task"]["name"], result))
+    return hosts
+
+
+def failure_messages(document):
+    """{host: msg of the task that failed it} (the last failed result of each host)."""
+    failed = {}
+    for host, results in task_results(document).items():
+        for _name, result in results:
+            if result.get("failed") and not result.get("ignored"):
+                failed[host] = str(result.get("msg", ""))
+    return failed
+
+
+# What must not move when a run is refused: the files the role writes and the running process.
+FINGERPRINT = (
+    "cd / && sha256sum /etc/pgbouncer/pgbouncer.ini /etc/pgbouncer/userlist.txt"
+    " /etc/systemd/system/pgbouncer.service.d/* && ls -1 /etc/pgbouncer /etc/systemd/system/pgbouncer.service.d"
+    " && echo MainPID=$(systemctl show --property MainPID --value pgbouncer)"
+)
+
+
+def fingerprint(name):
+    """sha256 of pgbouncer.ini, userlist.txt and the drop-ins, the files there, and PgBouncer's MainPID."""
+    return docker_exec(name, FINGERPRINT, check=True).stdout
+
+
+def main_pid(name):
+    return docker_exec(name, "systemctl show --property MainPID --value pgbouncer", check=True).stdout.strip()
 
 
 def recap(output):

@@ -1,7 +1,8 @@
 """A pool size change is applied with a reload while clients stay connected.
 
-Runs last: it re-runs the role with pgbouncer_default_pool_size = 40 and leaves the hosts so (the
-test sequence destroys them next; `molecule converge` puts 30 back before another `molecule verify`).
+Runs last: it re-runs the role with pgbouncer_default_pool_size = 40 (and pgbouncer_restart_sec = 2,
+which needs only a daemon-reload) and leaves the hosts so (the test sequence destroys them next;
+`molecule converge` puts 30 back before another `molecule verify`).
 
 pgbench keeps 100 client connections open on each PgBouncer host, and reports progress every second,
 while the role runs again with pgbouncer_default_pool_size = 40. pgbench aborts a client whose
@@ -18,6 +19,7 @@ from pgblab import DB_HOST, LAB, PGBOUNCER_HOSTS, ansible_playbook, docker_exec,
 testinfra_hosts = [DB_HOST]
 
 NEW_POOL_SIZE = 40
+NEW_RESTART_SEC = 2  # the restart policy drop-in changes too: a daemon-reload, not a restart
 CLIENTS = 100
 LOAD = r"""
 PGPASSWORD="$APP_PASSWORD" pgbench --no-vacuum --select-only --client=%(clients)d --jobs=2 --rate=200 --time=900 \
@@ -87,7 +89,13 @@ def test_a_new_default_pool_size_is_reloaded_while_pgbench_clients_stay_connecte
     try:
         for name in PGBOUNCER_HOSTS:
             assert wait_for_clients(name, CLIENTS) == CLIENTS
-        run = ansible_playbook("converge.yml", "-e", "pgbouncer_default_pool_size=%d" % NEW_POOL_SIZE)
+        run = ansible_playbook(
+            "converge.yml",
+            "-e",
+            "pgbouncer_default_pool_size=%d" % NEW_POOL_SIZE,
+            "-e",
+            "pgbouncer_restart_sec=%d" % NEW_RESTART_SEC,
+        )
         time.sleep(3)  # a few more seconds of traffic on the reloaded configuration
         still_connected = {name: app_clients(name) for name in PGBOUNCER_HOSTS}
     finally:
@@ -101,6 +109,8 @@ def test_a_new_default_pool_size_is_reloaded_while_pgbench_clients_stay_connecte
         assert hosts[name]["changed"] >= 1, output
         assert main_pid(name) == pids[name], "%s was restarted, not reloaded" % name
         assert running_setting(name, "default_pool_size") == str(NEW_POOL_SIZE)
+        restart_sec = docker_exec(name, "systemctl show --property RestartUSec --value pgbouncer", check=True)
+        assert restart_sec.stdout.strip() == "%ds" % NEW_RESTART_SEC
         assert still_connected[name] == CLIENTS, still_connected
         load = outputs[name]
         progress = re.findall(r"^progress: ([0-9.]+) s, ([0-9.]+) tps, .*, (\d+) failed", load, re.MULTILINE)
