@@ -1,25 +1,17 @@
 """Pre-flight tells an operator everything that is wrong, at once, before anything is deployed:
 missing groups, unreachable hosts, blocked or dead ports (from the side that uses them), disk, OS."""
 
-import os
-import subprocess
-
+import labkit
 import pytest
 
 testinfra_hosts = ["preflight-db"]
 
-SCENARIO = os.environ.get("MOLECULE_SCENARIO_DIRECTORY", os.path.dirname(os.path.dirname(__file__)))
-
 
 def preflight(*extra_vars, inventories=()):
-    argv = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"]]
-    for inventory in inventories:
-        argv += ["-i", inventory]
-    argv.append(os.path.join(SCENARIO, "converge.yml"))
-    for item in extra_vars:
-        argv += ["-e", item]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
-    return proc.returncode, proc.stdout + proc.stderr
+    """The scenario's converge.yml (the preflight role) with Molecule's inventory plus any given."""
+    args = [arg for item in extra_vars for arg in ("-e", item)]
+    run = labkit.play("converge.yml", *args, inventory=[labkit.molecule_inventory(), *inventories], timeout=300)
+    return run.rc, run.output
 
 
 def test_a_healthy_topology_passes_and_says_what_it_checked():
