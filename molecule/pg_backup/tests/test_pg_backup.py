@@ -2,34 +2,30 @@
 when the operator confirms with the database's name, and never without a safety dump."""
 
 import json
-import os
-import subprocess
 
+import labkit
 import pytest
 
 testinfra_hosts = ["pg_backup-runner"]
 
 BACKUPS = "/var/backups/ywmessaging-db"
-SCENARIO = os.environ.get("MOLECULE_SCENARIO_DIRECTORY", os.path.dirname(os.path.dirname(__file__)))
+DB = "pg_backup-db"
 
 
 def drill(*extra, verbose=False):
     """Run one entry point of the role the way an operator would, with Molecule's inventory."""
-    argv = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], os.path.join(SCENARIO, "drill.yml")]
-    if verbose:
-        argv.append("-vvv")
-    for item in extra:
-        argv += ["-e", item]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    args = ["-vvv"] if verbose else []
+    args += [arg for item in extra for arg in ("-e", item)]
+    return labkit.play("drill.yml", *args, timeout=300)
+
+
+def psql(sql):
+    """A query on the database host as postgres: the unaligned, tuples-only result."""
+    return labkit.docker_exec(DB, ["runuser", "-u", "postgres", "--", "psql", "-tA", "appdb", "-c", sql]).stdout
 
 
 def message_count():
-    proc = subprocess.run(
-        ["docker", "exec", "pg_backup-db", "runuser", "-u", "postgres", "--",
-         "psql", "-tA", "appdb", "-c", "SELECT count(*) FROM messages"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return int(proc.stdout.strip())
+    return int(psql("SELECT count(*) FROM messages").strip())
 
 
 def rollback_point(host):
@@ -60,40 +56,36 @@ def test_a_rerun_keeps_the_pre_deployment_rollback_point(host):
 
 def test_a_dump_below_the_minimum_size_fails_and_is_not_kept(host):
     before = rollback_point(host)
-    proc = drill("pg_backup_drill=main", "pg_backup_force=true", "pg_backup_min_size_bytes=1000000000")
-    assert proc.returncode != 0
-    assert "below pg_backup_min_size_bytes" in proc.stdout
+    run = drill("pg_backup_drill=main", "pg_backup_force=true", "pg_backup_min_size_bytes=1000000000")
+    assert run.rc != 0
+    assert "below pg_backup_min_size_bytes" in run.stdout
     assert rollback_point(host) == before
     assert host.run(f"ls -a {BACKUPS}").stdout.count(".partial") == 0
     assert not host.file(f"{BACKUPS}/.pgpass").exists
 
 
 def test_missing_password_fails_naming_the_variable(host):
-    proc = drill("pg_backup_drill=main", "pg_backup_db_password=", "pg_backup_force=true")
-    assert proc.returncode != 0
-    assert "pg_backup_db_password" in proc.stdout
+    run = drill("pg_backup_drill=main", "pg_backup_db_password=", "pg_backup_force=true")
+    assert run.rc != 0
+    assert "pg_backup_db_password" in run.stdout
 
 
 def test_restore_refuses_without_the_database_name_and_changes_nothing(host):
     count = message_count()
-    proc = drill("pg_backup_drill=restore", "pg_backup_restore_confirm=yes")
-    assert proc.returncode != 0
-    assert "Refusing to restore into appdb" in proc.stdout
-    assert "changed=0" in proc.stdout
+    run = drill("pg_backup_drill=restore", "pg_backup_restore_confirm=yes")
+    assert run.rc != 0
+    assert "Refusing to restore into appdb" in run.stdout
+    assert run.changed == 0, run.recap
     assert message_count() == count
     assert not host.file(f"{BACKUPS}/safety").exists
 
 
 def test_confirmed_restore_brings_the_data_back_and_leaves_a_safety_dump(host):
     assert message_count() == 500
-    subprocess.run(
-        ["docker", "exec", "pg_backup-db", "runuser", "-u", "postgres", "--",
-         "psql", "-tA", "appdb", "-c", "DELETE FROM messages WHERE id > 100"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    psql("DELETE FROM messages WHERE id > 100")
     assert message_count() == 100
-    proc = drill("pg_backup_drill=restore", "pg_backup_restore_confirm=appdb")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = drill("pg_backup_drill=restore", "pg_backup_restore_confirm=appdb")
+    assert run.rc == 0, run.output
     assert message_count() == 500
     safety = host.run(f"ls {BACKUPS}/safety/").stdout.split()
     assert len(safety) == 1
@@ -101,12 +93,12 @@ def test_confirmed_restore_brings_the_data_back_and_leaves_a_safety_dump(host):
     data = host.run(f"pg_restore --data-only --table=messages --file=- {BACKUPS}/safety/{safety[0]}").stdout
     lines = [line for line in data.splitlines() if line.split("\t")[0].isdigit()]
     assert len(lines) == 100
-    assert "lab-app-password" not in proc.stdout + proc.stderr
+    assert "lab-app-password" not in run.output
 
 
 @pytest.mark.parametrize("entry", ["main", "restore"])
 def test_no_password_in_any_output_even_at_vvv(host, entry):
     # A forced backup and a confirmed restore: every task that handles the password runs.
-    proc = drill(f"pg_backup_drill={entry}", "pg_backup_force=true", "pg_backup_restore_confirm=appdb", verbose=True)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
-    assert "lab-app-password" not in proc.stdout + proc.stderr
+    run = drill(f"pg_backup_drill={entry}", "pg_backup_force=true", "pg_backup_restore_confirm=appdb", verbose=True)
+    assert run.rc == 0, run.tail(3000)
+    assert "lab-app-password" not in run.output
