@@ -14,6 +14,9 @@ so a test can prove that nginx never sent a non-idempotent request twice.
     GET|POST /api/messages?status=201&sleep_ms=0   counted per X-Test-Id header
     GET  /_calls?id=ID                how many /api/messages requests carried X-Test-Id: ID
     GET  /_headers                    the request headers as received (what the balancer passes on)
+    GET  /_fault?path=P&status=503    from now on answer GET P with that status and an "unhealthy"
+                                      body, as the API does while Redis or PostgreSQL is down
+                                      (status=0 clears it; a restart clears every fault)
 
 Like Node's http server it keeps idle client connections open for 5 s (keepAliveTimeout), and it
 tells systemd it is ready (Type=notify) only once it listens, so `systemctl start` returning means
@@ -35,6 +38,7 @@ NAME = os.environ.get("BACKEND_NAME") or socket.gethostname()
 STARTED = time.monotonic()
 CALLS = {}
 CALLS_LOCK = threading.Lock()
+FAULTS = {}  # path -> status: a dependency outage as the API would report it
 
 
 def now():
@@ -82,7 +86,18 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         path, query = self.params()
-        if path == "/health":
+        fault = FAULTS.get(path)
+        if fault:
+            checks = {"database": "ok", "redis": "error: connect ECONNREFUSED 127.0.0.1:6379"}
+            self.reply(fault, {"status": "unhealthy", "ready": False, "checks": checks, "server": NAME})
+        elif path == "/_fault":
+            status = int(self.number(query, "status", 0))
+            if status:
+                FAULTS[query.get("path", "")] = status
+            else:
+                FAULTS.pop(query.get("path", ""), None)
+            self.reply(200, {"faults": FAULTS, "server": NAME})
+        elif path == "/health":
             self.reply(200, {"status": "ok", "timestamp": now(), "server": NAME})
         elif path == "/health/detailed":
             checks = {"database": "ok", "redis": "ok"}

@@ -149,13 +149,22 @@ def test_upstream_is_least_conn_with_shared_zone_keepalive_and_bounded_safe_retr
         "keepalive 32;",
         "proxy_http_version 1.1;",
         'proxy_set_header Connection "";',
-        "proxy_next_upstream error timeout http_502 http_503 http_504;",
         "proxy_next_upstream_tries 3;",
         "proxy_next_upstream_timeout 10s;",
         "server_tokens off;",
     ):
         assert directive in config, directive
     assert not re.search(r"(?m)^\s*proxy_next_upstream\s[^;]*non_idempotent", config)
+    # What counts as a failed backend, per location: liveness 5xx counts, nothing else's 5xx does.
+    for location, conditions in (
+        ("location = /health ", "error timeout http_502 http_503 http_504"),
+        ("location = /health/live ", "error timeout http_502 http_503 http_504"),
+        ("location ^~ /health/ ", "error timeout"),
+        ("location / ", "error timeout"),
+    ):
+        proxied = [b for b in re.findall(re.escape(location) + r"\{([^}]*)\}", config) if "proxy.conf" in b]
+        assert proxied, location
+        assert all(f"proxy_next_upstream {conditions};" in b for b in proxied), (location, proxied)
     for name, port in BACKENDS.items():
         assert re.search(rf"server {re.escape(name)}:{port} weight=1 max_fails=3 fail_timeout=10s;", config), name
 

@@ -162,7 +162,8 @@ def test_a_configuration_nginx_rejects_never_goes_live_and_fails_no_request(host
     wrk = Wrk(URL)  # keep-alive connections: nothing here may reload nginx
     try:
         time.sleep(1)
-        run = run_playbook("converge.yml", "--limit", LB, "-e", "nginx_lb_client_max_body_size=10x")
+        # Valid for the role (an nginx size), rejected by nginx: a zone must hold at least 8 pages.
+        run = run_playbook("converge.yml", "--limit", LB, "-e", "nginx_lb_zone_size=1k")
         time.sleep(1)
     finally:
         figures = wrk.stop()
@@ -171,7 +172,7 @@ def test_a_configuration_nginx_rejects_never_goes_live_and_fails_no_request(host
     out = run.stdout + run.stderr
     message = re.search(r"nginx rejected the new configuration[^\n]*", out)
     report(
-        "invalid configuration drill: nginx_lb_client_max_body_size=10x",
+        "invalid configuration drill: nginx_lb_zone_size=1k",
         [
             f"ansible-playbook exit code {run.returncode}",
             f"message: {message.group(0)[:400] if message else 'missing'}",
@@ -180,9 +181,9 @@ def test_a_configuration_nginx_rejects_never_goes_live_and_fails_no_request(host
     )
     assert run.returncode != 0
     assert message, out[-3000:]
-    assert "client_max_body_size" in message.group(0) and "directive invalid value" in message.group(0)
+    assert 'zone \\"backend\\" is too small' in message.group(0) or 'zone "backend" is too small' in message.group(0)
     assert sh(LB, f"sha256sum {live}").stdout == before, "a live file changed"
-    assert sh(LB, "grep -rl '10x' /etc/nginx || true").stdout.strip() == "", "the rejected value stayed on disk"
+    assert sh(LB, "grep -rl 'backend 1k' /etc/nginx || true").stdout.strip() == "", "the rejected value stayed on disk"
     staged = sh(LB, "cd /etc/nginx/ywmessaging-staging && sha256sum nginx.conf ywmessaging/*.conf").stdout
     assert staged.replace("  ", "  /etc/nginx/") == before, "the staging tree does not hold the live files again"
     assert master_pid() == pid and worker_pids() == workers, "nginx was reloaded or restarted"
