@@ -1,0 +1,7 @@
+"""The lab scenario's tests drive the lab with molecule/_shared/labkit.py (put on sys.path here:
+Molecule runs pytest from this directory, which is not a package)."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "_shared"))
