@@ -1,10 +1,13 @@
-"""Print testssl.sh's summary at the end of the run (pytest keeps a passing test's output to itself)."""
+"""The certbot scenario's tests drive the lab with molecule/_shared/labkit.py (put on sys.path here:
+Molecule runs pytest from this directory, which is not a package). At the end of the run labkit
+prints what the drills measured and testssl.sh's summary (pytest keeps a passing test's output to
+itself)."""
 
-import test_certbot
+import os
+import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "_shared"))
 
-def pytest_terminal_summary(terminalreporter):
-    if test_certbot.TESTSSL_SUMMARY:
-        terminalreporter.write_sep("=", "testssl.sh summary")
-        for line in test_certbot.TESTSSL_SUMMARY:
-            terminalreporter.write_line(line)
+import labkit  # noqa: E402
+
+pytest_terminal_summary = labkit.terminal_summary("certbot figures")

@@ -11,11 +11,12 @@ import json
 import os
 import re
 import subprocess
-import time
 
+import labkit
 import pytest
 
-testinfra_hosts = ["certbot-lb"]
+LB = "certbot-lb"
+testinfra_hosts = [LB]
 
 DOMAIN = "api.certbot.test"
 LINEAGE = f"/etc/letsencrypt/live/{DOMAIN}"
@@ -23,13 +24,11 @@ CLIENT = "certbot-acme"
 ACME_URL = "https://certbot-acme:14000/dir"
 ACME_ALT_URL = "https://certbot-acme-alt:14000/dir"
 LAB_CA = "/etc/pebble/lab-ca.pem"
-TESTSSL_SUMMARY = []  # printed at the end of the run by conftest.py
+TESTSSL_SUMMARY = "testssl.sh summary"  # labkit prints this section at the end of the run
 WORK = "/root/certbot-checks"  # on the client: files the checks leave there
 ROOT = f"{WORK}/pebble-root.pem"  # Pebble's issuing root, fetched once
 INTERMEDIATE = f"{WORK}/pebble-intermediate.pem"
 TESTSSL_JSON = f"{WORK}/testssl.json"
-SCENARIO = os.environ.get("MOLECULE_SCENARIO_DIRECTORY", os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.path.dirname(os.path.dirname(SCENARIO)))
 
 # Runs on the client for as long as a drill lasts: one new TLS connection per request (so every
 # request sees the certificate nginx serves at that moment), verified against Pebble's root.
@@ -65,32 +64,14 @@ print(json.dumps({"ok": ok, "failed": failed, "serials": serials, "errors": erro
 """
 
 
-def sh(*argv, timeout=120, check=True):
-    proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, check=False)
-    if check:
-        assert proc.returncode == 0, f"{argv}: rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    return proc
-
-
 def on(container, script, timeout=120, check=True):
-    return sh("docker", "exec", container, "sh", "-c", script, timeout=timeout, check=check)
+    return labkit.docker_exec(container, script, timeout=timeout, check=check)
 
 
 def playbook(name, *args, timeout=300):
-    """Run one of this scenario's playbooks with Molecule's inventory, as an operator would."""
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=os.path.join(PROJECT, "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=os.path.join(PROJECT, ".collections"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_FORCE_COLOR="0",
-    )
-    argv = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], os.path.join(SCENARIO, name), *args]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, check=False)
-    recap = re.search(r"certbot-lb\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", proc.stdout)
-    proc.changed = int(recap.group(2)) if recap else None
-    proc.failed = int(recap.group(4)) if recap else None
-    return proc
+    """Run one of this scenario's playbooks with Molecule's inventory, as an operator would: a
+    labkit.Run, whose recap for the balancer is run.host(LB)."""
+    return labkit.play(name, *args, timeout=timeout)
 
 
 def lineage_serial(host):
@@ -113,25 +94,16 @@ def issued_by_pebble():
     return len(re.findall(r"Issued certificate serial", out.stdout))
 
 
-class LoadClient:
+class LoadClient(labkit.RemoteScript):
     """A client sending HTTPS requests through the balancer until stopped; counts failures."""
 
     def __init__(self, limit=120):
-        self.stop_file = f"{WORK}/stop-load-{time.monotonic_ns()}"
-        self.proc = subprocess.Popen(
-            ["docker", "exec", CLIENT, "python3", "-c", LOAD_CLIENT, DOMAIN, ROOT, self.stop_file, str(limit)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        time.sleep(1.5)  # requests are flowing before the drill starts
+        stop = labkit.stop_file(WORK)
+        # requests are flowing 1.5 s before the drill starts
+        super().__init__(CLIENT, LOAD_CLIENT, DOMAIN, ROOT, stop, str(limit), stop_file=stop, warmup=1.5)
 
     def finish(self):
-        time.sleep(1.5)  # and keep flowing after it
-        on(CLIENT, f"touch {self.stop_file}")
-        out, err = self.proc.communicate(timeout=60)
-        assert self.proc.returncode == 0, err
-        return json.loads(out)
+        return super().finish(cooldown=1.5)  # and keep flowing 1.5 s after it
 
 
 @pytest.fixture(scope="module")
@@ -151,17 +123,15 @@ def pebble_root():
 def testssl_scan(pebble_root, lb_address):
     """testssl.sh against the TLS endpoint, started early in the background (it takes about a minute)."""
     on(CLIENT, f"rm -f {TESTSSL_JSON}")
-    proc = subprocess.Popen(
+    return labkit.docker_popen(
+        CLIENT,
         [
-            "docker", "exec", CLIENT, "testssl", "--quiet", "--color", "0", "--warnings", "off",
+            "testssl", "--quiet", "--color", "0", "--warnings", "off",
             "--ip", lb_address, "--add-ca", pebble_root, "--jsonfile", TESTSSL_JSON,
             "--protocols", "--std", "--server-preference", "--vulnerable", f"https://{DOMAIN}/",
         ],
-        stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        text=True,
     )  # fmt: skip
-    return proc
 
 
 def test_testssl_runs_in_the_background(host, testssl_scan):
@@ -231,7 +201,7 @@ def test_https_health_validates_against_pebbles_root_with_python_requests(host, 
         "except requests.exceptions.SSLError:\n"
         "    print('untrusted-refused')\n"
     )
-    out = sh("docker", "exec", CLIENT, "python3", "-c", script).stdout.split("\n")
+    out = labkit.docker_exec(CLIENT, ["python3", "-c", script]).stdout.split("\n")
     assert out[0] == "200 ok" and out[1] == "untrusted-refused", out
 
 
@@ -254,9 +224,9 @@ def test_http_redirects_to_https_but_the_acme_path_stays_on_http(host, lb_addres
 
 def test_check_mode_on_the_converged_host_changes_nothing_and_shows_no_key(host):
     run = playbook("certbot.yml", "--check", "--diff")
-    assert run.returncode == 0, run.stdout[-3000:]
-    assert run.changed == 0, run.stdout[-3000:]
-    assert "PRIVATE KEY" not in run.stdout
+    assert run.rc == 0, run.tail(3000)
+    assert run.host(LB)["changed"] == 0, run.tail(3000)
+    assert "PRIVATE KEY" not in run.output
 
 
 def test_a_certificate_near_expiry_would_be_renewed(host):
@@ -264,7 +234,7 @@ def test_a_certificate_near_expiry_would_be_renewed(host):
     # Proves the decision reads the certificate's expiry, not just the file's existence.
     not_after = host.check_output(f"openssl x509 -in {LINEAGE}/cert.pem -noout -enddate")
     run = playbook("certbot.yml", "--check", "-e", '{"certbot_renew_before_days": 3650}')
-    assert run.returncode == 0, run.stdout[-3000:]
+    assert run.rc == 0, run.tail(3000)
     message = " ".join(run.stdout.split())
     assert f"would request a certificate for {DOMAIN}: expires" in message, message[-3000:]
     assert "within 3650 days" in message and f"expires {not_after.split()[-2]}-" in message
@@ -273,9 +243,9 @@ def test_a_certificate_near_expiry_would_be_renewed(host):
 def test_renew_dry_run_runs_alone_by_tag_against_pebble(host):
     before = lineage_serial(host)
     run = playbook("certbot.yml", "--tags", "certbot_renew_dry_run")
-    assert run.returncode == 0, run.stdout[-3000:]
-    assert "congratulations, all simulated renewals succeeded" in run.stdout.lower(), run.stdout[-3000:]
-    assert run.changed == 0
+    assert run.rc == 0, run.tail(3000)
+    assert "congratulations, all simulated renewals succeeded" in run.stdout.lower(), run.tail(3000)
+    assert run.host(LB)["changed"] == 0
     assert lineage_serial(host) == before  # a dry run leaves the certificate alone
 
 
@@ -296,7 +266,8 @@ def test_forced_renewal_reloads_nginx_and_serves_the_new_certificate_without_a_f
     assert stats["failed"] == 0, stats
     assert stats["ok"] > 20, stats
     assert stats["serials"][0] == before.lstrip("0") and stats["serials"][-1] == after.lstrip("0"), stats
-    print(f"forced renewal under load: {stats['ok']} requests, {stats['failed']} failed, serials {stats['serials']}")
+    labkit.record("forced renewal under load: requests ok / failed", f"{stats['ok']} / {stats['failed']}")
+    labkit.record("forced renewal under load: serials served", " -> ".join(stats["serials"]))
 
 
 def test_bad_input_fails_up_front_with_every_problem_named(host):
@@ -309,7 +280,7 @@ def test_bad_input_fails_up_front_with_every_problem_named(host):
         "certbot_method": "standalone",
     }
     run = playbook("certbot.yml", "-e", json.dumps(extra))
-    assert run.returncode != 0 and run.failed == 1, run.stdout[-3000:]
+    assert run.rc != 0 and run.host(LB)["failed"] == 1, run.tail(3000)
     message = " ".join(run.stdout.split())
     for text in (
         "certbot role: 5 problem(s)",
@@ -320,7 +291,7 @@ def test_bad_input_fails_up_front_with_every_problem_named(host):
         "port 80 on certbot-lb is taken (nginx listens there)",
     ):
         assert text in message, message[-3000:]
-    assert run.changed == 0
+    assert run.host(LB)["changed"] == 0
     assert host.file(f"/etc/letsencrypt/renewal/{DOMAIN}.conf").content_string == renewal
 
 
@@ -331,8 +302,8 @@ def test_adding_a_domain_and_switching_the_acme_server_replace_the_certificate(h
         "certbot_certificates": [{"name": DOMAIN, "domains": [DOMAIN, "www.certbot.test"]}],
     }
     run = playbook("certbot.yml", "-e", json.dumps(extra))
-    assert run.returncode == 0, run.stdout[-3000:]
-    assert run.changed >= 1
+    assert run.rc == 0, run.tail(3000)
+    assert run.host(LB)["changed"] >= 1
     text = host.check_output(f"openssl x509 -in {LINEAGE}/cert.pem -noout -ext subjectAltName")
     assert f"DNS:{DOMAIN}" in text and "DNS:www.certbot.test" in text
     assert f"server = {ACME_ALT_URL}" in host.file(f"/etc/letsencrypt/renewal/{DOMAIN}.conf").content_string
@@ -349,7 +320,8 @@ def test_tls_endpoint_passes_testssl(host, testssl_scan):
     findings = json.loads(on(CLIENT, f"cat {TESTSSL_JSON}").stdout)
     client_side = {"engine_problem", "scanTime", "service"}  # about the scanning host, not the server
     ranked = [f for f in findings if f["id"] not in client_side]
-    TESTSSL_SUMMARY.extend(f"{f['severity']:8} {f['id']:28} {f['finding']}" for f in ranked)
+    for f in ranked:
+        labkit.note(TESTSSL_SUMMARY, f"{f['severity']:8} {f['id']:28} {f['finding']}")
     assert {f["id"] for f in ranked} >= {"SSLv2", "SSLv3", "TLS1", "TLS1_1", "TLS1_2", "TLS1_3", "cipherlist_STRONG"}
     worse = [f for f in ranked if f["severity"] not in ("OK", "INFO")]
     assert worse == [], worse
@@ -370,7 +342,7 @@ def test_acme_outage_fails_clearly_and_the_existing_certificate_keeps_serving(ho
         # A restarted Pebble has forgotten every account: let certbot register anew next time.
         host.run("rm -rf /etc/letsencrypt/accounts/certbot-acme:14000 /etc/letsencrypt/accounts/certbot-acme-alt:14000")
     message = " ".join(run.stdout.split())
-    assert run.returncode != 0 and run.failed == 1, run.stdout[-3000:]
+    assert run.rc != 0 and run.host(LB)["failed"] == 1, run.tail(3000)
     assert f"certbot could not obtain certificate '{DOMAIN}'" in message, message[-3000:]
     assert "Connection refused" in message
     assert "stays in place and nginx keeps serving it" in message
