@@ -223,10 +223,9 @@ def apply(args):
                 f"(down already: {', '.join(s[1] for s in servers if s[2]) or 'none'})"
             )
     new_text = text if down == drain else set_down(text, index, drain)
+    new_drained = [d for d in drained if d != args.name]  # undrain: forget it
     if drain:
-        new_drained = drained if listed else drained + [args.name]
-    else:
-        new_drained = [d for d in drained if d != args.name]
+        new_drained = drained if listed else drained + [args.name]  # drain: keep the order, add it once
     config_change = new_text != text
     list_change = new_drained != drained
     result["changed"] = config_change or list_change
