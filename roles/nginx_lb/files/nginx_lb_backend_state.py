@@ -95,7 +95,7 @@ def write_atomic(path, text):
     directory = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(prefix=".nginx_lb-", dir=directory)
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
@@ -109,7 +109,7 @@ def write_atomic(path, text):
 
 def read_text(path):
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             return f.read()
     except FileNotFoundError:
         return None
@@ -150,7 +150,7 @@ def nginx_test(args, upstream_text):
         for entry in os.listdir(src):
             if entry.endswith(".conf"):
                 shutil.copy2(os.path.join(src, entry), os.path.join(dst, entry))
-        with open(os.path.join(dst, "upstream.conf"), "w") as f:
+        with open(os.path.join(dst, "upstream.conf"), "w", encoding="utf-8") as f:
             f.write(upstream_text)
         proc = subprocess.run(
             ["nginx", "-t", "-q", "-c", os.path.join(tmp, "nginx.conf")], capture_output=True, text=True, check=False
