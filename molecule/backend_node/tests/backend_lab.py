@@ -110,6 +110,22 @@ def main_pid(container):
     return dexec(container, f"systemctl show -p MainPID --value {SERVICE}").stdout.strip()
 
 
+def rollback_point(container):
+    """The parsed rollback-point.json of a backend, or None."""
+    proc = dexec(container, f"cat {BASE}/rollback-point.json")
+    return json.loads(proc.stdout) if proc.returncode == 0 else None
+
+
+def file_state(container):
+    """What a failed run must not change: environment file, unit, current, MainPID."""
+    proc = dexec(
+        container,
+        f"sha256sum {ENV_FILE} /etc/systemd/system/{SERVICE}.service; readlink {BASE}/current; "
+        f"systemctl show -p MainPID --value {SERVICE}",
+    )
+    return proc.stdout
+
+
 def tag_commit(tag):
     proc = dexec(UTIL, f"git --git-dir /srv/git/sample-backend.git rev-parse '{tag}^{{commit}}'")
     assert proc.returncode == 0, proc.stderr
