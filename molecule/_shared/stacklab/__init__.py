@@ -7,6 +7,8 @@ molecule/_shared/labkit.py (on sys.path, like this package); what is here is the
 
 import json
 import os
+import subprocess
+import time
 
 import labkit
 import yaml
@@ -196,3 +198,112 @@ def dns_answer():
     """What the lab's BIND answers for the API name."""
     name = f"{ALL_VARS['rollback_dns_record']}.{ALL_VARS['rollback_dns_zone']}"
     return on(CLIENT, f"dig +short @{ALL_VARS['rollback_dns_server']} {name} A").stdout.split()
+
+
+# What each tier's role manages on its hosts: files hashed and the service whose main PID must not
+# change. A run refused for bad input must leave all of it as it was.
+MANAGED = {
+    "pgbouncer": (
+        ["/etc/pgbouncer", "/etc/systemd/system/pgbouncer.service.d", "/var/backups/ywmessaging-db"],
+        "pgbouncer",
+    ),
+    "backend": (
+        ["/etc/ywm-api", "/etc/systemd/system/ywm-api.service", "/srv/ywm-api/current", "/srv/ywm-api/previous"],
+        "ywm-api",
+    ),
+    "lb": (["/etc/nginx", "/etc/letsencrypt/live", "/etc/letsencrypt/renewal"], "nginx"),
+}
+
+
+def managed_state():
+    """{host: (sha256 of every managed file and link target, MainPID)} across the managed tiers."""
+    state = {}
+    for group, (paths, service) in MANAGED.items():
+        for host in GROUPS[group]:
+            listing = on(
+                host,
+                f'for p in {" ".join(paths)}; do [ -L $p ] && echo "$p -> $(readlink $p)"; done; '
+                f"find {' '.join(paths)} -type f -exec sha256sum {{}} + 2>/dev/null | sort; "
+                f"systemctl show -P MainPID {service}",
+                check=False,
+            ).stdout
+            state[host] = listing
+    return state
+
+
+PATH_LOAD = r"""
+import json, os, socket, ssl, sys, time
+balancer, domain, cafile, stop_file, token = sys.argv[1:6]
+paths = sys.argv[6:]
+context = ssl.create_default_context(cafile=cafile)
+counts = {p: {} for p in paths}
+bad = []  # (time, path, status) of every answer that was not 200
+while not os.path.exists(stop_file):
+    for path in paths:
+        auth = f"Authorization: Bearer {token}\r\n" if path.startswith("/api/") else ""
+        request = f"GET {path} HTTP/1.1\r\nHost: {domain}\r\n{auth}Connection: close\r\n\r\n".encode()
+        try:
+            with socket.create_connection((balancer, 443), timeout=10) as raw:
+                with context.wrap_socket(raw, server_hostname=domain) as tls:
+                    tls.sendall(request)
+                    response = b""
+                    while chunk := tls.recv(65536):
+                        response += chunk
+            status = response.split(b" ", 2)[1].decode()
+        except Exception as exc:
+            status = type(exc).__name__
+        counts[path][status] = counts[path].get(status, 0) + 1
+        if status != "200":
+            bad.append((time.time(), path, status))
+    time.sleep(0.05)
+print(json.dumps({"counts": counts, "bad": bad}))
+"""
+
+
+class PathLoad:
+    """An API client on the util host cycling GET requests over several paths through the balancer
+    (HTTPS, a bearer token for /api/ paths) until finished: counts every status per path and keeps
+    the time of every answer that was not 200, so a drill can say how long a path was affected."""
+
+    def __init__(self, *paths, token=""):
+        self.stop_file = f"/run/stop-load-{time.monotonic_ns()}"
+        self.proc = subprocess.Popen(
+            [
+                "docker",
+                "exec",
+                container(CLIENT),
+                "python3",
+                "-c",
+                PATH_LOAD,
+                LB,
+                DOMAIN,
+                ROOT_CA,
+                self.stop_file,
+                token,
+                *paths,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(2)
+
+    def finish(self):
+        time.sleep(1)
+        on(CLIENT, f"touch {self.stop_file}")
+        out, err = self.proc.communicate(timeout=60)
+        assert self.proc.returncode == 0, err
+        result = json.loads(out)
+        self.counts, self.bad = result["counts"], result["bad"]
+        return self
+
+    def count(self, path, status):
+        return self.counts[path].get(str(status), 0)
+
+    def failures(self, path, ok=("200",)):
+        return sum(n for status, n in self.counts[path].items() if status not in ok)
+
+    def last_bad(self, path):
+        """Time of the last answer on path that was not 200 (None: there was none)."""
+        times = [t for t, p, _ in self.bad if p == path]
+        return max(times) if times else None

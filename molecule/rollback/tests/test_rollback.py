@@ -82,9 +82,15 @@ def test_code_rollback_serves_v1_0_0_again_with_no_failed_request(written):
 
 
 def test_code_pgbouncer_dns_rollback_restores_the_phase_1_topology_and_keeps_every_row(written):
-    client = LoadClient()
-    run = play("rollback.yml", "-e", "rollback_parts=code,pgbouncer,dns")
-    figures = client.finish()
+    # An incident is when the git remote is most likely down too: the rollback must not need it.
+    git_server = GROUPS["lab_util"][0]
+    on(git_server, "systemctl stop ywlab-git-daemon.service")
+    try:
+        client = LoadClient()
+        run = play("rollback.yml", "-e", "rollback_parts=code,pgbouncer,dns")
+        figures = client.finish()
+    finally:
+        on(git_server, "systemctl start ywlab-git-daemon.service")
     assert run.rc == 0, run.tail()
     assert set(served_releases().values()) == {"1.0.0"}
     assert {db_endpoint(b) for b in BACKENDS} == {f"{ALL_VARS['rollback_postgresql_host']}:5432"}

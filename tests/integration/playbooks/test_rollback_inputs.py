@@ -55,7 +55,7 @@ def rollback(tmp_path):
         (["-e", "rollback_parts=code,everything"], "(got code,everything)"),
         (
             ["-e", "rollback_parts=dns", "-e", "rollback_dns_provider=bind"],
-            "rollback_dns_provider must be nsupdate, cloudflare, route53 or manual (got bind)",
+            "value of rollback_dns_provider must be one of: nsupdate, cloudflare, route53, manual, got: bind",
         ),
     ],
     ids=["nothing asked", "unknown part", "unknown dns provider"],
@@ -81,5 +81,5 @@ def test_manual_dns_once_acknowledged_goes_on_and_the_report_says_it_was_not_che
     )  # fmt: skip
     with open(rollback.reports / "rollback-latest.json", encoding="utf-8") as fh:
         items = {item["name"]: item for item in json.load(fh)["items"]}
-    dns = items["DNS points the API name at the first backend"]
+    dns = items["DNS points the API name at the Phase 1 origin"]
     assert dns["status"] == "not_checked" and "manual" in dns["figure"], dns
