@@ -76,7 +76,7 @@ while not os.path.exists(stop_file):
                 response = b""
                 while chunk := tls.recv(65536):
                     response += chunk
-        head, _, body = response.partition(b"\r\n\r\n")
+        head, _unused, body = response.partition(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1])
         if status != 200:
             raise RuntimeError(f"HTTP {status}")
@@ -305,5 +305,5 @@ class PathLoad:
 
     def last_bad(self, path):
         """Time of the last answer on path that was not 200 (None: there was none)."""
-        times = [t for t, p, _ in self.bad if p == path]
+        times = [t for t, p, _unused in self.bad if p == path]
         return max(times) if times else None

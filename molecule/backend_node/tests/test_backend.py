@@ -153,7 +153,7 @@ def test_drain_hook_ran_before_the_restart_and_undrain_after_readiness(name):
     words = dexec(name, "cat /var/tmp/ywlab-lb-hooks.log").stdout.split()
     events = list(zip(words[0::2], map(float, words[1::2])))
     # the last drain, then an undrain (every later run of the role undrains again: idempotent)
-    last_drain = max(i for i, (what, _) in enumerate(events) if what == "drain")
+    last_drain = max(i for i, (what, _unused) in enumerate(events) if what == "drain")
     after = [when for what, when in events[last_drain + 1 :] if what == "undrain"]
     assert after, events
     drained, undrained = events[last_drain][1], after[0]

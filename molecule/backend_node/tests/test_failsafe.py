@@ -74,7 +74,7 @@ def bad_runs():
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_input_fails_before_any_change_naming_the_variable(case, bad_runs):
     results, before, after = bad_runs
-    rc, output, _ = results[case]
+    rc, output, _unused = results[case]
     assert rc != 0, output[-2000:]
     assert re.search(r"ywmessaging\.scaling\.backend_node: \d+ problem\(s\):.*" + BAD[case][1], output), output[-3000:]
     for task in ("Install Node.js", "Write the environment", "Write the systemd unit", "Restart the service"):
@@ -86,7 +86,7 @@ def test_bad_input_fails_before_any_change_naming_the_variable(case, bad_runs):
 
 
 def test_one_message_names_every_bad_variable():
-    rc, output, _ = play(
+    rc, output, _unused = play(
         "converge.yml",
         "--limit",
         BACKENDS[0],
@@ -112,7 +112,7 @@ def test_a_no_op_run_keeps_the_rollback_point_and_undrains_a_backend_left_draine
     pid = main_pid(name)
     # what a run killed after readiness but before undrain leaves: the balancer still has it drained
     dexec(name, f'echo "drain $(date +%s.%N)" >> /var/tmp/{HOOK_LOG}; touch /var/tmp/ywlab-lb-drained')
-    rc, output, _ = play("converge.yml", "--limit", name)
+    rc, output, _unused = play("converge.yml", "--limit", name)
     assert rc == 0, output[-3000:]
     assert recap_changed(output) == {name: 0}, output[-3000:]
     assert main_pid(name) == pid  # nothing restarted
@@ -126,21 +126,21 @@ def test_a_rerun_of_the_same_deployment_keeps_its_first_rollback_point():
     v100, v110 = tag_commit("v1.0.0"), tag_commit("v1.1.0")
     try:
         deployment = ["-e", "backend_node_deployment_id=lab-d1"]
-        rc, output, _ = play("converge.yml", "--limit", name, "-e", "backend_node_git_ref=v1.1.0", *deployment)
+        rc, output, _unused = play("converge.yml", "--limit", name, "-e", "backend_node_git_ref=v1.1.0", *deployment)
         assert rc == 0, output[-3000:]
         first = rollback_point(name)
         assert (first["deployment"], first["release"], first["commit"]) == ("lab-d1", v100[:12], v100)
         # the same deployment switching again (here: back) does not overwrite what it recorded first
-        rc, output, _ = play("converge.yml", "--limit", name, *deployment)
+        rc, output, _unused = play("converge.yml", "--limit", name, *deployment)
         assert rc == 0, output[-3000:]
         assert current_release(name) == f"releases/{v100[:12]}"
         assert rollback_point(name) == first
         # a rollback writes no point
-        rc, output, _ = play("rollback.yml", "--limit", name, "-e", f"backend_node_rollback_to={v110[:12]}")
+        rc, output, _unused = play("rollback.yml", "--limit", name, "-e", f"backend_node_rollback_to={v110[:12]}")
         assert rc == 0, output[-3000:]
         assert rollback_point(name) == first
     finally:
-        rc, output, _ = play("converge.yml", "--limit", name)
+        rc, output, _unused = play("converge.yml", "--limit", name)
         assert rc == 0, output[-3000:]
     assert current_release(name) == f"releases/{v100[:12]}"
     point = rollback_point(name)
@@ -155,7 +155,7 @@ def read_facts(directory):
 
 
 def test_facts_entry_point_reads_what_runs_also_in_check_mode(tmp_path):
-    rc, output, _ = play("facts.yml", "--check", "-e", f"lab_facts_dir={tmp_path}")
+    rc, output, _unused = play("facts.yml", "--check", "-e", f"lab_facts_dir={tmp_path}")
     assert rc == 0, output[-3000:]
     assert recap_changed(output) == dict.fromkeys(BACKENDS, 0)
     facts = read_facts(tmp_path)
@@ -173,7 +173,9 @@ def test_facts_entry_point_reads_what_runs_also_in_check_mode(tmp_path):
 
 
 def test_facts_on_a_host_never_deployed_to_are_empty(tmp_path):
-    rc, output, _ = play("facts.yml", "--check", "-e", f"lab_facts_hosts={UTIL}", "-e", f"lab_facts_dir={tmp_path}")
+    rc, output, _unused = play(
+        "facts.yml", "--check", "-e", f"lab_facts_hosts={UTIL}", "-e", f"lab_facts_dir={tmp_path}"
+    )
     assert rc == 0, output[-3000:]
     assert read_facts(tmp_path)[UTIL] == {
         "release": "",
@@ -194,7 +196,7 @@ def test_a_rollback_to_the_running_release_changes_nothing():
     before = {name: (file_state(name), len(hook_events(name))) for name in BACKENDS}
     release = current_release(BACKENDS[0]).split("/")[-1]
     assert release == current_release(BACKENDS[1]).split("/")[-1]
-    rc, output, _ = play("rollback.yml", "-e", f"backend_node_rollback_to={release}")
+    rc, output, _unused = play("rollback.yml", "-e", f"backend_node_rollback_to={release}")
     assert rc == 0, output[-3000:]
     assert recap_changed(output) == dict.fromkeys(BACKENDS, 0), output[-3000:]
     for name in BACKENDS:
@@ -218,7 +220,7 @@ def test_reconfigure_changes_the_database_endpoint_without_any_network():
         json.dumps({"backend_node_packages": ["ywlab-no-such-package"]}),
     ]
     try:
-        rc, output, _ = play("reconfigure.yml", "--limit", name, "-e", f"backend_node_db_host={db_ip}", *offline)
+        rc, output, _unused = play("reconfigure.yml", "--limit", name, "-e", f"backend_node_db_host={db_ip}", *offline)
         assert rc == 0, output[-3000:]
         assert f"@{db_ip}:5432/" in dexec(name, f"grep ^DATABASE_URL= {ENV_FILE}").stdout
         assert current_release(name) == release
@@ -229,10 +231,10 @@ def test_reconfigure_changes_the_database_endpoint_without_any_network():
         for word in ("ls-remote", "Fetch", "npm", "Install Node.js", "Ask the repository"):
             assert word not in tasks
     finally:
-        rc, output, _ = play("reconfigure.yml", "--limit", name, *offline)
+        rc, output, _unused = play("reconfigure.yml", "--limit", name, *offline)
         assert rc == 0, output[-3000:]
     assert "@backend_node-db:5432/" in dexec(name, f"grep ^DATABASE_URL= {ENV_FILE}").stdout
-    rc, output, _ = play("converge.yml", "--limit", name)
+    rc, output, _unused = play("converge.yml", "--limit", name)
     assert rc == 0 and recap_changed(output) == {name: 0}, output[-3000:]
 
 
@@ -272,7 +274,7 @@ def auth_git_server():
     dexec(UTIL, "git --git-dir /srv/git/sample-backend.git update-server-info")
     server = subprocess.Popen(["docker", "exec", "-i", UTIL, "python3", "-c", AUTH_SERVER])
     probe = "python3 -c \"import socket; socket.create_connection(('127.0.0.1', 8418))\""
-    assert any(time.sleep(0.5) or dexec(UTIL, probe).returncode == 0 for _ in range(40))
+    assert any(time.sleep(0.5) or dexec(UTIL, probe).returncode == 0 for _unused in range(40))
     yield f"http://ywlab:{LAB_GIT_AUTH}@{UTIL}:8418/sample-backend.git"
     dexec(
         UTIL, "kill $(cat /var/tmp/ywlab-git-server.pid); rm -f /var/tmp/ywlab-git-token /var/tmp/ywlab-git-server.pid"
@@ -285,7 +287,7 @@ def test_a_repository_token_is_in_no_output_and_no_process_argument(auth_git_ser
     v100 = tag_commit("v1.0.0")
     # a wrong port: the error names the repository with the token redacted
     bad_url = auth_git_server.replace(":8418/", ":9/")
-    rc, output, _ = play("converge.yml", "--limit", name, "-v", "-e", f"backend_node_git_repo={bad_url}")
+    rc, output, _unused = play("converge.yml", "--limit", name, "-v", "-e", f"backend_node_git_repo={bad_url}")
     assert rc != 0
     assert f"Cannot read the repository http://***@{UTIL}:9/sample-backend.git" in output, output[-3000:]
     # the real server, and an empty local copy so that git has to fetch through it too
@@ -293,7 +295,7 @@ def test_a_repository_token_is_in_no_output_and_no_process_argument(auth_git_ser
     sampler = subprocess.Popen(["docker", "exec", name, "sh", "-c", SAMPLER])
     try:
         repo = ["-e", f"backend_node_git_repo={auth_git_server}", "-e", f"backend_node_git_ref={v100}"]
-        rc, output, _ = play("converge.yml", "--limit", name, "-v", *repo)
+        rc, output, _unused = play("converge.yml", "--limit", name, "-v", *repo)
     finally:
         dexec(name, "touch /var/tmp/ywlab-stop-sampler")
         sampler.wait(timeout=30)
@@ -309,7 +311,7 @@ def test_a_repository_token_is_in_no_output_and_no_process_argument(auth_git_ser
         assert LAB_GIT_AUTH not in text, f"the token leaked in the output of {what}"
         assert DB_PASSWORD not in text, f"the database password leaked in the output of {what}"
     # back to the git:// remote: the stored credentials go
-    rc, output, _ = play("converge.yml", "--limit", name)
+    rc, output, _unused = play("converge.yml", "--limit", name)
     assert rc == 0, output[-3000:]
     assert dexec(name, f"test -e {BASE}/.git-credentials").returncode != 0
     assert current_release(name) == f"releases/{v100[:12]}"

@@ -212,7 +212,7 @@ def apply(args):
     drained_text = read_text(args.drained_file) or ""
     drained = [line.strip() for line in drained_text.splitlines() if line.strip()]
     listed = args.name in drained
-    index, _, down, _ = by_name[args.name]
+    index, _unused, down, _unused = by_name[args.name]
     drain = args.action == "drain"
 
     if drain and not down:
