@@ -18,7 +18,7 @@ MODULES = sorted(
     if name.endswith(".py") and not name.startswith("_")
 )
 # The first play of each playbook the collection offers: seeing it proves the playbook resolved.
-FIRST_PLAY = {"site": "Pre-flight - inventory, reachability", "rollback": "Rollback - check what was asked"}
+FIRST_PLAY = {"site": "Pre-flight - inventory, reachability", "rollback": "Rollback - begin"}
 ROLES_DIR = os.path.join(ROOT, "roles")
 ROLES = sorted(
     name
