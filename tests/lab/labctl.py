@@ -104,7 +104,30 @@ def docker_answers() -> bool:
     return proc.returncode == 0 and proc.stdout.strip() != ""
 
 
+# Every systemd in a lab host takes inotify instances from the one shared kernel; Debian's
+# default of 128 runs out with a dozen hosts and systemd then fails units with "Too many open files".
+INOTIFY_INSTANCES = 1024
+
+
+def ensure_inotify_instances() -> None:
+    path = "/proc/sys/fs/inotify/max_user_instances"
+    try:
+        with open(path, encoding="utf-8") as fh:
+            current = int(fh.read().strip())
+    except (OSError, ValueError):
+        return
+    if current >= INOTIFY_INSTANCES:
+        return
+    if not is_root():
+        log(f"warning: {path} is {current}; a dozen lab hosts need {INOTIFY_INSTANCES} (sysctl as root)")
+        return
+    log(f"raising fs.inotify.max_user_instances from {current} to {INOTIFY_INSTANCES} for the lab's systemd hosts")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(str(INOTIFY_INSTANCES))
+
+
 def ensure_engine() -> None:
+    ensure_inotify_instances()
     if docker_answers():
         return
     if not is_root():
