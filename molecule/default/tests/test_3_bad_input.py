@@ -130,6 +130,7 @@ def test_several_bad_values_are_named_in_one_message_and_nothing_changes(before)
         "backend_node_service_name": "a b",
         "certbot_contact_email": "nobody",
         "pg_backup_keep": 0,
+        "verify_distribution_tolerance": 1,
     }
     run = play("site.yml", "-e", json.dumps(extra))
     assert run.rc != 0
