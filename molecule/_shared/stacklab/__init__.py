@@ -7,8 +7,6 @@ molecule/_shared/labkit.py (on sys.path, like this package); what is here is the
 
 import json
 import os
-import subprocess
-import time
 
 import labkit
 import yaml
@@ -61,47 +59,93 @@ def play(playbook, *args, timeout=1800):
     return labkit.play(os.path.join(PROJECT, playbook), *args, inventory=INVENTORY, cwd=PROJECT, timeout=timeout)
 
 
-LOAD_CLIENT = r"""
+# The API's clients during a drill: on the util host, GET requests cycling over one or more paths
+# through the balancer (HTTPS, a bearer token for /api/ paths) until the stop file exists. Counts
+# every status per path, which backend served each 200 (the JSON body's "server"), and the time of
+# every answer that was not 200, so a drill can say how long a path was affected.
+API_CLIENT = r"""
 import json, os, socket, ssl, sys, time
-balancer, domain, path, cafile, stop_file = sys.argv[1:6]
+balancer, domain, cafile, stop_file, token = sys.argv[1:6]
+paths = sys.argv[6:]
 context = ssl.create_default_context(cafile=cafile)
-request = f"GET {path} HTTP/1.1\r\nHost: {domain}\r\nConnection: close\r\n\r\n".encode()
-ok = failed = 0
-served_by, errors = {}, []
+counts = {p: {} for p in paths}
+served_by, bad, errors = {}, [], []
 while not os.path.exists(stop_file):
-    try:
-        with socket.create_connection((balancer, 443), timeout=10) as raw:
-            with context.wrap_socket(raw, server_hostname=domain) as tls:
-                tls.sendall(request)
-                response = b""
-                while chunk := tls.recv(65536):
-                    response += chunk
-        head, _unused, body = response.partition(b"\r\n\r\n")
-        status = int(head.split(b" ", 2)[1])
-        if status != 200:
-            raise RuntimeError(f"HTTP {status}")
-        ok += 1
-        server = str(json.loads(body).get("server", "?"))
-        served_by[server] = served_by.get(server, 0) + 1
-    except Exception as exc:
-        failed += 1
-        errors.append(repr(exc))
+    for path in paths:
+        auth = f"Authorization: Bearer {token}\r\n" if path.startswith("/api/") else ""
+        request = f"GET {path} HTTP/1.1\r\nHost: {domain}\r\n{auth}Connection: close\r\n\r\n".encode()
+        body = b""
+        try:
+            with socket.create_connection((balancer, 443), timeout=10) as raw:
+                with context.wrap_socket(raw, server_hostname=domain) as tls:
+                    tls.sendall(request)
+                    response = b""
+                    while chunk := tls.recv(65536):
+                        response += chunk
+            head, _unused, body = response.partition(b"\r\n\r\n")
+            status = head.split(b" ", 2)[1].decode()
+        except Exception as exc:
+            status = type(exc).__name__
+            errors.append(repr(exc))
+        counts[path][status] = counts[path].get(status, 0) + 1
+        if status == "200":
+            try:
+                server = str(json.loads(body).get("server", "?"))
+            except (ValueError, AttributeError):
+                server = "?"
+            served_by[server] = served_by.get(server, 0) + 1
+        else:
+            bad.append((time.time(), path, status))
     time.sleep(0.05)
-print(json.dumps({"ok": ok, "failed": failed, "served_by": served_by, "errors": errors[:5]}))
+print(json.dumps({"counts": counts, "bad": bad, "served_by": served_by, "errors": errors[:5]}))
 """
 
 
-class LoadClient(labkit.RemoteScript):
-    """An API client on the util host calling https://<api>/health through the balancer until
-    finished; counts what succeeded, what failed and which backend answered."""
+class PathLoad(labkit.RemoteScript):
+    """API clients calling the given paths through the balancer until finished (see API_CLIENT);
+    requests flow for 2 s before the drill starts and 1 s after it."""
+
+    def __init__(self, *paths, token=""):
+        stop = labkit.stop_file("/run")  # inside the client container
+        super().__init__(
+            container(CLIENT), API_CLIENT, LB, DOMAIN, ROOT_CA, stop, token, *paths, stop_file=stop, warmup=2
+        )
+        self.counts, self.bad, self.served_by = {}, [], {}
+
+    def finish(self, cooldown=1):
+        result = super().finish(cooldown=cooldown)
+        self.counts, self.bad, self.served_by = result["counts"], result["bad"], result["served_by"]
+        self.errors = result["errors"]
+        return self
+
+    def count(self, path, status):
+        return self.counts[path].get(str(status), 0)
+
+    def failures(self, path, ok=("200",)):
+        return sum(n for status, n in self.counts[path].items() if status not in ok)
+
+    def last_bad(self, path):
+        """Time of the last answer on path that was not 200 (None: there was none)."""
+        times = [t for t, p, _unused in self.bad if p == path]
+        return max(times) if times else None
+
+
+class LoadClient(PathLoad):
+    """One path (https://<api>/health by default), summed up: finish() returns {ok, failed,
+    served_by, errors} and fails the test when nothing at all succeeded."""
 
     def __init__(self, path="/health"):
-        stop = labkit.stop_file("/run")  # inside the client container
-        # requests flow for 2 s before the drill starts
-        super().__init__(container(CLIENT), LOAD_CLIENT, LB, DOMAIN, path, ROOT_CA, stop, stop_file=stop, warmup=2)
+        super().__init__(path)
+        self.path = path
 
-    def finish(self):
-        figures = super().finish(cooldown=2)  # and keep flowing 2 s after it
+    def finish(self, cooldown=2):
+        super().finish(cooldown=cooldown)  # requests keep flowing 2 s after the drill
+        figures = {
+            "ok": self.count(self.path, 200),
+            "failed": self.failures(self.path),
+            "served_by": self.served_by,
+            "errors": self.errors,
+        }
         assert figures["ok"] > 0, figures
         return figures
 
@@ -229,81 +273,3 @@ def managed_state():
             ).stdout
             state[host] = listing
     return state
-
-
-PATH_LOAD = r"""
-import json, os, socket, ssl, sys, time
-balancer, domain, cafile, stop_file, token = sys.argv[1:6]
-paths = sys.argv[6:]
-context = ssl.create_default_context(cafile=cafile)
-counts = {p: {} for p in paths}
-bad = []  # (time, path, status) of every answer that was not 200
-while not os.path.exists(stop_file):
-    for path in paths:
-        auth = f"Authorization: Bearer {token}\r\n" if path.startswith("/api/") else ""
-        request = f"GET {path} HTTP/1.1\r\nHost: {domain}\r\n{auth}Connection: close\r\n\r\n".encode()
-        try:
-            with socket.create_connection((balancer, 443), timeout=10) as raw:
-                with context.wrap_socket(raw, server_hostname=domain) as tls:
-                    tls.sendall(request)
-                    response = b""
-                    while chunk := tls.recv(65536):
-                        response += chunk
-            status = response.split(b" ", 2)[1].decode()
-        except Exception as exc:
-            status = type(exc).__name__
-        counts[path][status] = counts[path].get(status, 0) + 1
-        if status != "200":
-            bad.append((time.time(), path, status))
-    time.sleep(0.05)
-print(json.dumps({"counts": counts, "bad": bad}))
-"""
-
-
-class PathLoad:
-    """An API client on the util host cycling GET requests over several paths through the balancer
-    (HTTPS, a bearer token for /api/ paths) until finished: counts every status per path and keeps
-    the time of every answer that was not 200, so a drill can say how long a path was affected."""
-
-    def __init__(self, *paths, token=""):
-        self.stop_file = f"/run/stop-load-{time.monotonic_ns()}"
-        self.proc = subprocess.Popen(
-            [
-                "docker",
-                "exec",
-                container(CLIENT),
-                "python3",
-                "-c",
-                PATH_LOAD,
-                LB,
-                DOMAIN,
-                ROOT_CA,
-                self.stop_file,
-                token,
-                *paths,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        time.sleep(2)
-
-    def finish(self):
-        time.sleep(1)
-        on(CLIENT, f"touch {self.stop_file}")
-        out, err = self.proc.communicate(timeout=60)
-        assert self.proc.returncode == 0, err
-        result = json.loads(out)
-        self.counts, self.bad = result["counts"], result["bad"]
-        return self
-
-    def count(self, path, status):
-        return self.counts[path].get(str(status), 0)
-
-    def failures(self, path, ok=("200",)):
-        return sum(n for status, n in self.counts[path].items() if status not in ok)
-
-    def last_bad(self, path):
-        """Time of the last answer on path that was not 200 (None: there was none)."""
-        times = [t for t, p, _unused in self.bad if p == path]
-        return max(times) if times else None
