@@ -1,6 +1,8 @@
 """Pre-flight tells an operator everything that is wrong, at once, before anything is deployed:
 missing groups, unreachable hosts, blocked or dead ports (from the side that uses them), disk, OS."""
 
+import json
+
 import labkit
 import pytest
 
@@ -57,6 +59,21 @@ def test_ports_of_services_still_to_deploy_only_need_to_be_reachable():
                         "'port': 6432, 'expect': 'open'}]}")  # fmt: skip
     assert rc != 0
     assert "(must listen (preflight-app)) expected open, found refused" in out
+
+
+def test_each_path_probes_the_port_the_inventory_configures(tmp_path):
+    ports = tmp_path / "ports.yml"
+    app = {"preflight-app": {"pgbouncer_listen_port": 7432}}
+    ports.write_text(json.dumps({"all": {"children": {"pgbouncer": {"hosts": app}}}}))
+    path = ("{'preflight_paths': [{'name': 'must listen', 'from': 'backend', 'to_group': 'pgbouncer', 'port': 6432, "
+            "'port_vars': ['pgbouncer_listen_port'], 'expect': 'open'}]}")  # fmt: skip
+    rc, out = preflight(path, inventories=[str(ports)])
+    assert rc != 0
+    assert ":7432 (must listen (preflight-app)) expected open, found refused" in out, out[-3000:]
+    # the default paths read PostgreSQL's and Redis's ports from their variables
+    rc, out = preflight("preflight_redis_port=6390")
+    assert rc != 0
+    assert ":6390 (backend -> redis) expected open, found refused" in out, out[-3000:]
 
 
 def test_missing_groups_fail_before_any_host_is_contacted():
