@@ -2,10 +2,12 @@
 # Copyright: (c) 2026, ywmessaging.scaling contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Filters for PostgreSQL/PgBouncer secrets and PgBouncer configuration.
+"""Filters for PgBouncer's configuration: the auth file, the pool budget and which running settings
+differ from the wanted ones.
 
-Documentation: one YAML file per filter next to this one (``scram_sha256_verifier.yml``, ...).
-The secret logic lives in ``module_utils/pg_secrets.py``; errors never contain a secret.
+Documentation: one YAML file per filter next to this one (``pgbouncer_userlist.yml``, ...). The
+secrets come from ``module_utils/pg_secrets.py`` (errors never contain a secret); the running
+settings are the ``config`` rows the ``pgbouncer_stats`` module reads from the admin console.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -13,44 +15,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
+from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.ywmessaging.scaling.plugins.module_utils import pg_secrets
 
 AUTH_TYPES = ("scram-sha-256", "md5")
-
-
-def _secret_error(exc, who=None):
-    where = " (user %s)" % who if who is not None else ""
-    return AnsibleFilterError("%s%s" % (exc, where))
-
-
-def scram_sha256_verifier(password, user, salt_seed=None, salt=None, iterations=pg_secrets.DEFAULT_ITERATIONS):
-    """SCRAM-SHA-256 verifier of ``password`` for ``user`` (see scram_sha256_verifier.yml)."""
-    if password is None or password == "":
-        raise AnsibleFilterError("scram_sha256_verifier: the password is empty (user %s)" % user)
-    try:
-        if salt:
-            return pg_secrets.scram_verifier(password, salt, iterations)
-        if not salt_seed:
-            raise AnsibleFilterError(
-                "scram_sha256_verifier: give salt_seed (a per-deployment secret that makes the salt repeatable) "
-                "or salt (user %s)" % user
-            )
-        return pg_secrets.deterministic_scram_verifier(password, user, salt_seed, iterations)
-    except pg_secrets.SecretError as exc:
-        raise _secret_error(exc, user) from None
-
-
-def postgresql_md5(password, user):
-    """PostgreSQL's md5 password hash (see postgresql_md5.yml)."""
-    if password is None or password == "":
-        raise AnsibleFilterError("postgresql_md5: the password is empty (user %s)" % user)
-    try:
-        return pg_secrets.md5_secret(password, user)
-    except pg_secrets.SecretError as exc:
-        raise _secret_error(exc, user) from None
 
 
 def _quote(value):
@@ -79,9 +50,10 @@ def userlist_secret(user, auth_type, salt_seed=None, iterations=pg_secrets.DEFAU
         raise AnsibleFilterError("pgbouncer_userlist: user %s has neither password nor verifier" % name)
     if user.get("plaintext"):
         return password
-    if auth_type == "md5":
-        return postgresql_md5(password, name)
-    return scram_sha256_verifier(password, name, salt_seed=salt_seed, iterations=iterations)
+    try:
+        return pg_secrets.stored_secret(password, name, auth_type, salt_seed=salt_seed, iterations=iterations)
+    except pg_secrets.SecretError as exc:
+        raise AnsibleFilterError("pgbouncer_userlist: %s" % exc) from None
 
 
 def pgbouncer_userlist(users, auth_type="scram-sha-256", salt_seed=None, iterations=pg_secrets.DEFAULT_ITERATIONS):
@@ -101,9 +73,6 @@ def pgbouncer_userlist(users, auth_type="scram-sha-256", salt_seed=None, iterati
     return "".join(lines)
 
 
-SHOW_CONFIG_SEPARATOR = "\x1f"
-
-
 def _setting_text(value):
     if value is None:
         return ""
@@ -119,30 +88,41 @@ def _normal(key, value):
         return int(text, 8)
     if re.match(r"^-?[0-9]+$", text):
         return int(text)
+    if re.match(r"^-?[0-9]+\.[0-9]+$", text):
+        return float(text)
     return text
 
 
 def show_config(current):
-    """{key: (value, default)} from SHOW CONFIG rows joined by SHOW_CONFIG_SEPARATOR (text or lines)."""
-    lines = current.splitlines() if isinstance(current, str) else list(current or [])
+    """{key: (value, default)} from SHOW CONFIG rows: dicts with key, value and default, as the
+    pgbouncer_stats module returns them in ``config``."""
     rows = {}
-    for line in lines:
-        fields = line.split(SHOW_CONFIG_SEPARATOR)
-        if len(fields) < 3 or not fields[0]:
-            continue
-        rows[fields[0].strip().lower()] = (fields[1], fields[2])
+    for row in current:
+        if not isinstance(row, Mapping) or not all(column in row for column in ("key", "value", "default")):
+            raise AnsibleFilterError(
+                "pgbouncer_settings_diff: expects SHOW CONFIG rows (dicts with key, value and default, the config "
+                "of ywmessaging.scaling.pgbouncer_stats), got %r" % (row,)
+            )
+        if row["key"]:
+            rows[str(row["key"]).strip().lower()] = (row["value"], row["default"])
     return rows
 
 
 def pgbouncer_settings_diff(current, settings, keys=None):
     """Keys whose running value differs from ``settings`` (see pgbouncer_settings_diff.yml).
 
-    ``current`` is PgBouncer's SHOW CONFIG output, one row per line with fields separated by
-    ``\x1f`` (``psql -A -t -F $'\x1f' -c 'SHOW CONFIG'``). A key missing from ``settings`` is
-    expected at its default; keys this PgBouncer does not know are ignored.
+    ``current`` is PgBouncer's SHOW CONFIG as ``ywmessaging.scaling.pgbouncer_stats`` returns it
+    with ``show: [config]``: one dict per setting with key, value, default (and changeable). A key
+    missing from ``settings`` is expected at its default; keys this PgBouncer does not know are
+    ignored.
     """
     if not isinstance(settings, dict):
         raise AnsibleFilterError("pgbouncer_settings_diff: settings must be a dict")
+    if current is None or isinstance(current, (str, bytes, Mapping)):
+        raise AnsibleFilterError(
+            "pgbouncer_settings_diff: expects the list of SHOW CONFIG rows (config of "
+            "ywmessaging.scaling.pgbouncer_stats), got %s" % type(current).__name__
+        )
     running = show_config(current)
     if not running:
         raise AnsibleFilterError("pgbouncer_settings_diff: no SHOW CONFIG rows to compare with")
@@ -213,8 +193,6 @@ def pgbouncer_pool_plan(databases, default_pool_size, reserve_pool_size, max_db_
 class FilterModule(object):
     def filters(self):
         return {
-            "scram_sha256_verifier": scram_sha256_verifier,
-            "postgresql_md5": postgresql_md5,
             "pgbouncer_userlist": pgbouncer_userlist,
             "pgbouncer_settings_diff": pgbouncer_settings_diff,
             "pgbouncer_pool_plan": pgbouncer_pool_plan,

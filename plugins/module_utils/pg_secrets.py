@@ -214,3 +214,27 @@ def secret_kind(secret):
     if MD5_RE.match(secret or ""):
         return "md5"
     return "plain"
+
+
+# ---------------------------------------------------------------------------------------------
+# What to store for a password
+
+
+def stored_secret(password, user, auth_type="scram-sha-256", salt_seed=None, salt=None, iterations=DEFAULT_ITERATIONS):
+    """What PostgreSQL stores for ``password`` of ``user``: an md5 hash (``auth_type`` md5) or a
+    SCRAM-SHA-256 verifier, salted with ``salt`` as given or else with a repeatable salt derived
+    from ``salt_seed``. SecretError names the user and what is missing, never the password."""
+    if password is None or password == "":
+        raise SecretError("the password is empty (user %s)" % user)
+    if auth_type != "md5" and not salt and not salt_seed:
+        raise SecretError(
+            "give salt_seed (a per-deployment secret that makes the salt repeatable) or salt (user %s)" % user
+        )
+    try:
+        if auth_type == "md5":
+            return md5_secret(password, user)
+        if salt:
+            return scram_verifier(password, salt, iterations)
+        return deterministic_scram_verifier(password, user, salt_seed, iterations)
+    except SecretError as exc:
+        raise SecretError("%s (user %s)" % (exc, user)) from None

@@ -6,32 +6,17 @@
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.ywmessaging.scaling.plugins.filter import pgbouncer as f
+from ansible_collections.ywmessaging.scaling.plugins.filter import pgbouncer_config as f
 from ansible_collections.ywmessaging.scaling.plugins.module_utils import pg_secrets
-
-SEP = f.SHOW_CONFIG_SEPARATOR
+from ansible_collections.ywmessaging.scaling.plugins.module_utils import pgbouncer as pgb
 
 
 def test_filters_are_registered():
     assert set(f.FilterModule().filters()) == {
-        "scram_sha256_verifier",
-        "postgresql_md5",
         "pgbouncer_userlist",
         "pgbouncer_pool_plan",
         "pgbouncer_settings_diff",
     }
-
-
-def test_scram_filter_needs_a_seed_or_salt_and_never_shows_the_password():
-    with pytest.raises(AnsibleFilterError) as err:
-        f.scram_sha256_verifier("hunter2", "app")
-    assert "salt_seed" in str(err.value) and "hunter2" not in str(err.value)
-    with pytest.raises(AnsibleFilterError):
-        f.scram_sha256_verifier("", "app", salt_seed="seed")
-    verifier = f.scram_sha256_verifier("hunter2", "app", salt_seed="seed")
-    assert verifier == pg_secrets.deterministic_scram_verifier("hunter2", "app", "seed")
-    salt = verifier.split("$")[1].split(":")[1]
-    assert f.scram_sha256_verifier("hunter2", "app", salt=salt) == verifier
 
 
 def test_userlist_computes_scram_keeps_verifiers_and_writes_plaintext_only_when_asked():
@@ -105,16 +90,20 @@ def test_pool_plan_rejects_non_numbers():
     assert "pool_size of database appdb" in str(err.value)
 
 
-SHOW_CONFIG = "\n".join(
-    SEP.join(row)
-    for row in [
+# SHOW CONFIG as the pgbouncer_stats module returns it (show: [config]): psycopg2 hands over text,
+# the module's reader types it (numbers become ints, "0777"-like values and names stay text).
+SHOW_CONFIG_COLUMNS = [("key",), ("value",), ("default",), ("changeable",)]
+SHOW_CONFIG = pgb.rows_to_dicts(
+    SHOW_CONFIG_COLUMNS,
+    [
         ("listen_addr", "10.0.0.5,127.0.0.1", "", "no"),
         ("listen_port", "6432", "6432", "no"),
         ("unix_socket_mode", "511", "511", "no"),
         ("so_reuseport", "0", "0", "no"),
         ("default_pool_size", "30", "20", "yes"),
+        ("reserve_pool_timeout", "1.5", "5", "yes"),
         ("auth_query", "SELECT usename, passwd FROM pgbouncer.get_auth($1)", "SELECT ...", "yes"),
-    ]
+    ],
 )
 
 
@@ -124,8 +113,10 @@ def test_settings_diff_reports_only_real_differences():
         "listen_port": 6432,
         "unix_socket_mode": "0777",
         "default_pool_size": "30",
+        "reserve_pool_timeout": "1.50",
         "auth_query": "SELECT usename, passwd FROM pgbouncer.get_auth($1)",
     }
+    assert SHOW_CONFIG[1]["value"] == 6432 and SHOW_CONFIG[0]["key"] == "listen_addr"  # typed by the reader
     assert f.pgbouncer_settings_diff(SHOW_CONFIG, wanted) == []
     assert f.pgbouncer_settings_diff(SHOW_CONFIG, dict(wanted, listen_port=6433)) == ["listen_port"]
     assert f.pgbouncer_settings_diff(SHOW_CONFIG, dict(wanted, default_pool_size=40), ["listen_port"]) == []
@@ -134,9 +125,14 @@ def test_settings_diff_reports_only_real_differences():
 def test_settings_diff_expects_defaults_for_settings_not_given_and_ignores_unknown_keys():
     wanted = {"listen_addr": "10.0.0.5,127.0.0.1", "so_reuseport": True, "track_extra_parameters": "x"}
     keys = ["listen_addr", "so_reuseport", "track_extra_parameters", "unix_socket_mode"]
-    assert f.pgbouncer_settings_diff(SHOW_CONFIG.splitlines(), wanted, keys) == ["so_reuseport"]
+    assert f.pgbouncer_settings_diff(SHOW_CONFIG, wanted, keys) == ["so_reuseport"]
+    assert f.pgbouncer_settings_diff(SHOW_CONFIG, dict(wanted, reserve_pool_timeout=2), ["reserve_pool_timeout"]) == [
+        "reserve_pool_timeout"
+    ]
 
 
-def test_settings_diff_needs_rows():
-    with pytest.raises(AnsibleFilterError):
-        f.pgbouncer_settings_diff("", {"listen_port": 6432})
+@pytest.mark.parametrize("current", [[], "", None, "listen_port\x1f6432\x1f6432\x1fno", {"config": []}, [("a", 1)]])
+def test_settings_diff_needs_show_config_rows(current):
+    with pytest.raises(AnsibleFilterError) as err:
+        f.pgbouncer_settings_diff(current, {"listen_port": 6432})
+    assert "SHOW CONFIG rows" in str(err.value)
