@@ -1,0 +1,77 @@
+"""The example inventories (inventories/production, inventories/staging) are what operators copy:
+every input of site.yml and of rollback.yml (all four parts) must pass the playbooks' own validation
+stage with them, given only the vault values they document. The hosts are names from the examples;
+the run stays on the controller (ansible_connection=local), so nothing is contacted."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+EXAMPLES = ["production", "staging"]
+
+
+def vault_values(example):
+    """Throw-away values for every vault_* variable the example's vault.yml documents."""
+    with open(os.path.join(ROOT, "inventories", example, "group_vars", "all", "vault.yml"), encoding="utf-8") as fh:
+        names = re.findall(r"^# (vault_[a-z0-9_]+):", fh.read(), flags=re.MULTILINE)
+    assert names, "the example's vault.yml documents no vault_* variable"
+    return {name: f"throwaway-{name}-0123456789abcdef" for name in names}
+
+
+def app_db_name(example):
+    with open(os.path.join(ROOT, "inventories", example, "group_vars", "all", "main.yml"), encoding="utf-8") as fh:
+        return yaml.safe_load(fh)["app_db_name"]
+
+
+def validate(example, tmp_path, *extra):
+    values = tmp_path / "vault.json"
+    values.write_text(json.dumps(vault_values(example)))
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    argv = [
+        os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+        os.path.join(ROOT, "playbooks", "validate.yml"),
+        "-i", os.path.join(ROOT, "inventories", example),
+        "-e", f"@{values}", "-e", "ansible_connection=local", "-e", f"ansible_python_interpreter={sys.executable}",
+        *extra,
+    ]  # fmt: skip
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    proc.output = proc.stdout + proc.stderr
+    return proc
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_site_inputs_of_the_example_pass_validation(example, tmp_path):
+    proc = validate(example, tmp_path)
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert "input problem(s)" not in proc.output
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_every_rollback_part_of_the_example_passes_validation(example, tmp_path):
+    every_part = ["-e", "validate_playbook=rollback", "-e", "rollback_parts=code,pgbouncer,dns,database"]
+    proc = validate(example, tmp_path, *every_part, "-e", f"rollback_database_confirm={app_db_name(example)}")
+    assert proc.returncode == 0, proc.output[-3000:]
+    # and the same run refuses what the example would lack without its DNS rollback target
+    proc = validate(example, tmp_path, *every_part, "-e", f"rollback_database_confirm={app_db_name(example)}",
+                    "-e", "rollback_dns_target=")  # fmt: skip
+    assert proc.returncode != 0
+    assert "input problem(s)" in proc.output and "rollback_dns_target" in proc.output, proc.output[-3000:]
+
+
+def test_the_examples_differ_where_staging_must_not_touch_production():
+    def load(example):
+        with open(os.path.join(ROOT, "inventories", example, "group_vars", "all", "main.yml"), encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+
+    prod, staging = load("production"), load("staging")
+    for name in ("api_domain", "app_db_name", "postgresql_primary", "redis_primary", "rollback_dns_target"):
+        assert prod[name] != staging[name], name
+    assert f"{staging['rollback_dns_record']}.{staging['rollback_dns_zone']}" == staging["api_domain"]
+    assert f"{prod['rollback_dns_record']}.{prod['rollback_dns_zone']}" == prod["api_domain"]
+    assert staging.get("pgbouncer_default_pool_size", 30) < prod.get("pgbouncer_default_pool_size", 30)
