@@ -367,9 +367,319 @@ def rollback_checklist(
     return {"items": items, "deployed": where, "backup": dict(_dict(results.get("backup"), "backup"))}
 
 
+# ---- drills: failover.yml and loadtest.yml ---------------------------------------------------
+
+# What the load generator (hey) prints at the end of a run.
+_LOAD_TOTAL = re.compile(r"^\s*Total:\s+([0-9.]+) secs", re.M)
+_LOAD_PERCENTILE = re.compile(r"^\s*(\d+)% in ([0-9.]+) secs", re.M)
+_LOAD_STATUS = re.compile(r"^\s*\[(\d{3})\]\s+(\d+) responses", re.M)
+_LOAD_ERROR = re.compile(r"^\s*\[(\d+)\]\s+(.*)$", re.M)
+# Error classes by what the message says, first match wins.
+LOAD_ERROR_CLASSES = (
+    ("timeout", ("timeout", "deadline exceeded")),
+    ("refused", ("connection refused",)),
+    ("reset", ("reset by peer", "broken pipe", "eof")),
+    ("tls", ("tls", "x509", "certificate")),
+)
+# A balancer's access log line (nginx_lb's log format): when, which upstreams were tried, their statuses.
+_LOG_MSEC = re.compile(r"\bmsec=([0-9.]+)")
+_LOG_UPSTREAM = re.compile(r"\bupstream=(.*?) upstream_status=(.*?) request_time=")
+_LOG_SPLIT = re.compile(r"\s*(?:,|\s:)\s+")
+
+
+def _number(value, what):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise AnsibleFilterError(f"{what} must be a number, got {value!r}") from None
+
+
+def _error_class(message):
+    lowered = message.lower()
+    for name, needles in LOAD_ERROR_CLASSES:
+        if any(needle in lowered for needle in needles):
+            return name
+    return "other"
+
+
+def load_summary(text):
+    """The summary the load generator (hey) printed, as figures (see load_summary.yml)."""
+    text = str(text or "")
+    status_part, _sep, error_part = text.partition("Error distribution:")
+    statuses = {}
+    for code, count in _LOAD_STATUS.findall(status_part):
+        statuses[code] = statuses.get(code, 0) + int(count)
+    errors = {}
+    for count, message in _LOAD_ERROR.findall(error_part):
+        name = _error_class(message)
+        errors[name] = errors.get(name, 0) + int(count)
+    answered = sum(statuses.values())
+    requests = answered + sum(errors.values())
+    total = _LOAD_TOTAL.search(text)
+    seconds = float(total.group(1)) if total else None
+    percentiles = {}
+    for pct, secs in _LOAD_PERCENTILE.findall(text):
+        if int(pct) > 0:  # hey prints "0% in 0.0000 secs" for a percentile it has too few samples for
+            percentiles[int(pct)] = round(float(secs) * 1000, 1)
+    bad_status = sum(n for code, n in statuses.items() if not 200 <= int(code) < 400)
+    return {
+        "measured": total is not None,
+        "requests": requests,
+        "seconds": seconds,
+        "rate": round(requests / seconds, 1) if seconds else 0.0,
+        "p50_ms": percentiles.get(50),
+        "p95_ms": percentiles.get(95),
+        "p99_ms": percentiles.get(99),
+        "status": statuses,
+        "status_5xx": sum(n for code, n in statuses.items() if int(code) >= 500),
+        "errors": errors,
+        "failed": bad_status + sum(errors.values()),
+    }
+
+
+def _loads(loads):
+    return {name: load_summary(text) for name, text in _dict(loads, "loads").items()}
+
+
+def _sum_loads(summaries):
+    keys = ("requests", "failed", "status_5xx")
+    out = {key: sum(s[key] for s in summaries.values()) for key in keys}
+    out["rate"] = round(sum(s["rate"] for s in summaries.values()), 1)
+    out["measured"] = bool(summaries) and all(s["measured"] and s["requests"] for s in summaries.values())
+    return out
+
+
+def _ms(value):
+    return "n/a" if value is None else f"{value:g}"
+
+
+def _latencies(summaries):
+    return "; ".join(
+        f"{name} p50/p95/p99 {_ms(s['p50_ms'])}/{_ms(s['p95_ms'])}/{_ms(s['p99_ms'])} ms"
+        for name, s in summaries.items()
+    )
+
+
+def balancer_attempts(lines, upstream):
+    """(time, ok) of every attempt a balancer made on one upstream (host:port), from nginx_lb's access
+    log lines, in time order; ok when that upstream answered (a status below 500)."""
+    out = []
+    for line in lines or []:
+        msec, tried = _LOG_MSEC.search(str(line)), _LOG_UPSTREAM.search(str(line))
+        if not msec or not tried:
+            continue
+        addresses, statuses = _LOG_SPLIT.split(tried.group(1).strip()), _LOG_SPLIT.split(tried.group(2).strip())
+        for index, address in enumerate(addresses):
+            if address == upstream:
+                status = statuses[index] if index < len(statuses) else "-"
+                out.append((float(msec.group(1)), status.isdigit() and int(status) < 500))
+    return sorted(out)
+
+
+def _requests_since(lines, since):
+    count = 0
+    for line in lines or []:
+        msec = _LOG_MSEC.search(str(line))
+        if msec and float(msec.group(1)) >= since:
+            count += 1
+    return count
+
+
+def failover_figures(results):
+    """What a failover drill measured: failed GETs, how long until no request reached the backend,
+    how long until it served again and its share after that (see failover_checklist.yml)."""
+    results = _dict(results, "the results")
+    mode = results.get("mode")
+    if mode not in ("planned", "kill"):
+        raise AnsibleFilterError(f"failover_checklist: mode must be planned or kill, got {mode!r}")
+    stopped = _number(results.get("stopped"), "stopped")
+    started = _number(results.get("started", stopped), "started")
+    drained = _number(results.get("drained", stopped), "drained")
+    backends = int(_number(results.get("backends") or 1, "backends"))
+    lines = [line for lb_lines in _dict(results.get("log"), "log").values() for line in lb_lines or []]
+    attempts = [a for a in balancer_attempts(lines, str(results.get("upstream") or "")) if a[0] >= stopped]
+    if mode == "planned":
+        # Out of rotation once nothing reached it between the stop and the start.
+        while_out = [t for t, _ok in attempts if t < started]
+        out_s = round(max(while_out) - stopped, 1) if while_out else 0.0
+        after_drain = [t for t in while_out if t > drained]
+    else:
+        # Killed: nginx sends requests on until its passive checks mark the backend failed (each one
+        # passed on to another backend by proxy_next_upstream) or systemd has brought it back.
+        # Back is measured from the kill: systemd restarts it (Restart=on-failure), the drill only waits.
+        failed_on_it = [t for t, ok in attempts if not ok]
+        out_s = round(max(failed_on_it) - stopped, 1) if failed_on_it else 0.0
+        after_drain = []
+        started = stopped
+    last_failure = max([t for t, ok in attempts if not ok], default=started)
+    served = [t for t, ok in attempts if ok and t >= max(started, last_failure)]
+    back_s = round(served[0] - started, 1) if served else None
+    share = None
+    if served:
+        total = _requests_since(lines, served[0])
+        share = round(100.0 * len(served) / total, 1) if total else None
+    summaries = _loads(results.get("loads"))
+    total = _sum_loads(summaries)
+    return {
+        "mode": mode,
+        "backend": results.get("backend"),
+        "requests": total["requests"],
+        "failed_gets": total["failed"],
+        "measured": total["measured"],
+        "loads": summaries,
+        "attempts_on_it": len(attempts),
+        "failed_attempts_on_it": sum(1 for _t, ok in attempts if not ok),
+        "reached_after_drain": len(after_drain),
+        "out_of_rotation_s": out_s,
+        "back_in_rotation_s": back_s,
+        "share_after_back_pct": share,
+        "fair_share_pct": round(100.0 / backends, 1),
+    }
+
+
+def failover_checklist(results, min_share=0.5):
+    """failover.yml's checklist (see failover_checklist.yml)."""
+    fig = failover_figures(results)
+    min_share = _number(min_share, "min_share")
+    what = f"{fig['mode']}, {fig['backend']}"
+    items = []
+    if not fig["measured"]:
+        items.append(_item(f"Failover ({what}): no failed GET through the balancer", FAILED, "no load measured"))
+    else:
+        per_path = ", ".join(f"{name} {s['failed']}/{s['requests']}" for name, s in fig["loads"].items())
+        items.append(
+            _item(
+                f"Failover ({what}): no failed GET through the balancer",
+                PASSED if fig["failed_gets"] == 0 else FAILED,
+                f"{fig['failed_gets']} of {fig['requests']} GETs failed ({per_path}); {_latencies(fig['loads'])}",
+            )
+        )
+    if fig["mode"] == "planned":
+        ok = fig["reached_after_drain"] == 0
+        figure = f"no request reached it {fig['out_of_rotation_s']} s after the stop began (drained first)"
+        if not ok:
+            figure += f"; {fig['reached_after_drain']} requests reached it after the drain"
+    else:
+        ok = True
+        figure = (
+            f"{fig['failed_attempts_on_it']} requests failed on it and were passed to another backend; the last "
+            f"{fig['out_of_rotation_s']} s after the kill"
+        )
+    items.append(_item(f"Failover ({what}): out of rotation while down", PASSED if ok else FAILED, figure))
+    back, share, fair = fig["back_in_rotation_s"], fig["share_after_back_pct"], fig["fair_share_pct"]
+    if back is None:
+        items.append(_item(f"Failover ({what}): back in rotation", FAILED, "it served no request after it was started"))
+    else:
+        ok = share is not None and share >= fair * min_share
+        since = "it was started again" if fig["mode"] == "planned" else "the kill (restarted by systemd)"
+        figure = f"serving again {back} s after {since}; {_text(share)} % of requests after that (fair share {fair} %)"
+        items.append(_item(f"Failover ({what}): back in rotation", PASSED if ok else FAILED, figure))
+    return {"items": items, "figures": fig, "deployed": [], "backup": {}}
+
+
+def _threshold(thresholds, key, default):
+    return _number(_dict(thresholds, "thresholds").get(key, default), key)
+
+
+def loadtest_checklist(results, thresholds=None):
+    """loadtest.yml's checklist (see loadtest_checklist.yml)."""
+    results = _dict(results, "the results")
+    thresholds = _dict(thresholds, "thresholds")
+    profile = results.get("profile") or "?"
+    rate = _number(results.get("rate"), "rate")
+    p95_max = _threshold(thresholds, "p95_ms", 500)
+    max_5xx = _threshold(thresholds, "max_5xx", 0)
+    budget = _threshold(thresholds, "error_budget_pct", 0.1)
+    rate_ratio = _threshold(thresholds, "min_rate_ratio", 0.95)
+    summaries = _loads(results.get("loads"))
+    total = _sum_loads(summaries)
+    missed = []
+    items = []
+    name = f"Load test {profile}"
+    if not total["measured"]:
+        items.append(_item(f"{name}: measured", FAILED, "the load generator reported nothing"))
+        missed.append("measured: the load generator reported nothing")
+    p95s = [s["p95_ms"] for s in summaries.values()]
+    worst = None if not p95s or None in p95s else max(p95s)
+    ok = worst is not None and worst < p95_max
+    items.append(_item(f"{name}: p95 latency under {p95_max:g} ms", PASSED if ok else FAILED, _latencies(summaries)))
+    if not ok:
+        missed.append(f"p95 latency {_ms(worst)} ms (threshold {p95_max:g} ms)")
+    ok = total["status_5xx"] <= max_5xx
+    items.append(
+        _item(
+            f"{name}: at most {max_5xx:g} 5xx responses",
+            PASSED if ok else FAILED,
+            f"{total['status_5xx']} 5xx of {total['requests']} requests",
+        )
+    )
+    if not ok:
+        missed.append(f"5xx responses {total['status_5xx']} (threshold {max_5xx:g})")
+    other = total["failed"] - total["status_5xx"]
+    other_pct = round(100.0 * other / total["requests"], 3) if total["requests"] else 100.0
+    classes = {}
+    for s in summaries.values():
+        for cls, n in s["errors"].items():
+            classes[cls] = classes.get(cls, 0) + n
+    detail = ", ".join(f"{n} {cls}" for cls, n in sorted(classes.items())) or "no connection errors"
+    ok = other_pct <= budget
+    items.append(
+        _item(
+            f"{name}: other failures within the error budget ({budget:g} %)",
+            PASSED if ok else FAILED,
+            f"{other} other failures, {other_pct:g} % ({detail})",
+        )
+    )
+    if not ok:
+        missed.append(f"other failures {other_pct:g} % (error budget {budget:g} %)")
+    ok = total["rate"] >= rate * rate_ratio
+    items.append(
+        _item(
+            f"{name}: the target rate of {rate:g} req/s was held",
+            PASSED if ok else FAILED,
+            f"{total['rate']:g} req/s achieved over {len(summaries)} request kinds",
+        )
+    )
+    if not ok:
+        missed.append(f"rate {total['rate']:g} req/s (target {rate:g} req/s, at least {rate_ratio:g} of it)")
+    peak = {}
+    for host, samples in _dict(results.get("pgbouncer"), "pgbouncer").items():
+        for sample in samples or []:
+            for database in _dict(_dict(sample, f"a PgBouncer sample of {host}").get("derived"), "derived").values():
+                for key in ("clients_active", "clients_waiting", "server_connections"):
+                    peak[key] = max(peak.get(key, 0), int(database.get(key) or 0))
+                wait = database.get("avg_wait_time_ms")
+                if wait is not None:
+                    peak["avg_wait_time_ms"] = max(peak.get("avg_wait_time_ms", 0.0), float(wait))
+    if peak:
+        figure = (
+            f"at peak {peak.get('clients_active', 0)} client connections on {peak.get('server_connections', 0)} "
+            f"server connections, {peak.get('clients_waiting', 0)} waiting, "
+            f"avg wait {_text(peak.get('avg_wait_time_ms'))} ms"
+        )
+        items.append(_item("PgBouncer pooling under load", PASSED, figure))
+    else:
+        items.append(_item("PgBouncer pooling under load", NOT_CHECKED, "no PgBouncer sample"))
+    figures = {
+        "profile": profile,
+        "target_rate": rate,
+        "rate": total["rate"],
+        "requests": total["requests"],
+        "status_5xx": total["status_5xx"],
+        "other_failures": other,
+        "p95_ms_worst": worst,
+        "loads": summaries,
+        "pgbouncer_peak": peak,
+    }
+    return {"items": items, "figures": figures, "missed": missed, "deployed": [], "backup": {}}
+
+
 class FilterModule(object):
     def filters(self):
         return {
             "verify_checklist": verify_checklist,
             "rollback_checklist": rollback_checklist,
+            "load_summary": load_summary,
+            "failover_checklist": failover_checklist,
+            "loadtest_checklist": loadtest_checklist,
         }

@@ -134,7 +134,13 @@ def by_name(checklist):
 
 
 def test_filters_are_registered():
-    assert set(f.FilterModule().filters()) == {"verify_checklist", "rollback_checklist"}
+    assert set(f.FilterModule().filters()) == {
+        "verify_checklist",
+        "rollback_checklist",
+        "load_summary",
+        "failover_checklist",
+        "loadtest_checklist",
+    }
 
 
 def test_a_healthy_stack_passes_every_measured_item_and_says_what_was_not_measured():
