@@ -4,15 +4,14 @@ user, root-only environment file, sandboxed unit)."""
 
 import re
 
+import labkit
 import pytest
 from backend_lab import (
     BASE,
     ENV_FILE,
     SERVICE,
     USER,
-    dexec,
     http,
-    record,
     tag_commit,
 )
 
@@ -97,7 +96,7 @@ def test_systemd_analyze_security_rates_the_unit_ok_or_better(host, name):
     assert match, out[-500:]
     score, level = float(match.group(1)), match.group(2)
     print(f"systemd-analyze security {SERVICE}.service on {name}: {score} {level}")
-    record(f"systemd-analyze security exposure ({name})", f"{score} {level}")
+    labkit.record(f"systemd-analyze security exposure ({name})", f"{score} {level}")
     assert level in ("SAFE", "OK"), f"{score} {level}"
 
 
@@ -150,13 +149,15 @@ def test_admin_locks_lists_held_job_locks(name):
 
 
 def test_drain_hook_ran_before_the_restart_and_undrain_after_readiness(name):
-    words = dexec(name, "cat /var/tmp/ywlab-lb-hooks.log").stdout.split()
+    words = labkit.docker_exec(name, "cat /var/tmp/ywlab-lb-hooks.log", check=False).stdout.split()
     events = list(zip(words[0::2], map(float, words[1::2])))
     # the last drain, then an undrain (every later run of the role undrains again: idempotent)
     last_drain = max(i for i, (what, _unused) in enumerate(events) if what == "drain")
     after = [when for what, when in events[last_drain + 1 :] if what == "undrain"]
     assert after, events
     drained, undrained = events[last_drain][1], after[0]
-    started = dexec(name, f'date -d "$(systemctl show -p ActiveEnterTimestamp --value {SERVICE})" +%s').stdout
+    started = labkit.docker_exec(
+        name, f'date -d "$(systemctl show -p ActiveEnterTimestamp --value {SERVICE})" +%s', check=False
+    ).stdout
     assert drained - 1 <= int(started) <= undrained, (drained, started, undrained)
-    assert dexec(name, "test -e /var/tmp/ywlab-lb-drained").returncode != 0, "left drained"
+    assert labkit.docker_exec(name, "test -e /var/tmp/ywlab-lb-drained", check=False).returncode != 0, "left drained"

@@ -1,14 +1,15 @@
-"""Helpers (not tests) for the nginx_lb scenario's tests: they run on the controller and reach the lab hosts with
-`docker exec`, so a test can drive load from the load balancer host while it stops a backend."""
+"""Helpers (not tests) for the nginx_lb scenario's tests: the balancers' access log, wrk, systemd's timestamps
+and the upstream_health module. They drive the lab from the controller through molecule/_shared/labkit.py
+(docker exec, ansible-playbook), so a test can drive load from the load balancer host while it stops a backend."""
 
 import json
 import os
 import re
 import shlex
-import subprocess
 import time
 from pathlib import Path
 
+import labkit
 from testinfra.modules.ansible import AnsibleException
 
 LB = "nginx_lb-lb"  # Debian 13; the drills and the benchmark go through this one
@@ -22,7 +23,6 @@ TRIES = 3  # role default nginx_lb_proxy_next_upstream_tries
 WRK_REPORT = "/usr/local/share/wrk_report.lua"
 
 SCENARIO_DIR = Path(__file__).resolve().parents[1]
-PROJECT_DIR = SCENARIO_DIR.parents[1]
 
 _LOG_LINE = re.compile(
     r'msec=(?P<msec>[0-9.]+) "(?P<method>\S+) (?P<uri>\S+)[^"]*" (?P<status>\d{3}) .*'
@@ -30,32 +30,18 @@ _LOG_LINE = re.compile(
 )
 
 
-def dexec(container, *argv, check=True, timeout=180):
-    """Run a command in a lab container; returns CompletedProcess (text)."""
-    proc = subprocess.run(
-        ["docker", "exec", container, *argv], capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{container}: {' '.join(argv)} -> rc {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def sh(container, script, **kwargs):
-    return dexec(container, "sh", "-c", script, **kwargs)
-
-
 def address_of(name):
     """ip:port of a backend as nginx reports it in $upstream_addr."""
-    ip = sh(LB, f"getent ahostsv4 {name} | head -n1").stdout.split()[0]
+    ip = labkit.docker_exec(LB, f"getent ahostsv4 {name} | head -n1").stdout.split()[0]
     return f"{ip}:{BACKENDS[name]}"
 
 
 def master_pid(lb=LB):
-    return sh(lb, "cat /run/nginx.pid").stdout.strip()
+    return labkit.docker_exec(lb, "cat /run/nginx.pid").stdout.strip()
 
 
 def log_size(lb=LB):
-    return int(sh(lb, f"stat -c %s {ACCESS_LOG}").stdout.strip())
+    return int(labkit.docker_exec(lb, f"stat -c %s {ACCESS_LOG}").stdout.strip())
 
 
 def parse_log(text):
@@ -83,7 +69,7 @@ def parse_log(text):
 
 def read_log(offset, lb=LB):
     """Access-log records written after byte offset: msec, status, every upstream tried, the server."""
-    return parse_log(sh(lb, f"tail -c +{offset + 1} {ACCESS_LOG}", timeout=60).stdout)
+    return parse_log(labkit.docker_exec(lb, f"tail -c +{offset + 1} {ACCESS_LOG}", timeout=60).stdout)
 
 
 class LogFollower:
@@ -95,7 +81,7 @@ class LogFollower:
         self.records = []
 
     def poll(self):
-        text = sh(self.lb, f"tail -c +{self.offset + 1} {ACCESS_LOG}", timeout=60).stdout
+        text = labkit.docker_exec(self.lb, f"tail -c +{self.offset + 1} {ACCESS_LOG}", timeout=60).stdout
         complete = text[: text.rfind("\n") + 1]
         self.offset += len(complete.encode())
         new = parse_log(complete)
@@ -105,7 +91,8 @@ class LogFollower:
 
 def systemd_times(container, unit, *properties):
     """Wall-clock times of systemd's *TimestampMonotonic properties (lab hosts share the kernel's clocks)."""
-    out = dexec(container, "systemctl", "show", unit, *(f"--property={p}TimestampMonotonic" for p in properties))
+    argv = ["systemctl", "show", unit, *(f"--property={p}TimestampMonotonic" for p in properties)]
+    out = labkit.docker_exec(container, argv)
     values = dict(line.split("=", 1) for line in out.stdout.split())
     offset = time.time() - time.monotonic()
     return {p: int(values[f"{p}TimestampMonotonic"]) / 1e6 + offset for p in properties}
@@ -122,19 +109,17 @@ class Wrk:
             args += ["-H", header]
         args.append(url)
         script = f"echo $$ > {self.pidfile}; exec {shlex.join(args)}"
-        self.proc = subprocess.Popen(
-            ["docker", "exec", host, "sh", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
+        self.proc = labkit.docker_popen(host, script)
         self.started = time.time()
         deadline = time.time() + 10
-        while sh(host, f"test -s {self.pidfile}", check=False).returncode != 0:
+        while labkit.docker_exec(host, f"test -s {self.pidfile}", check=False).returncode != 0:
             assert time.time() < deadline, "wrk did not start"
             time.sleep(0.2)
 
     def stop(self):
         """Stop wrk and return its figures (WRK_JSON from files/wrk_report.lua)."""
         self.stop_at = time.time()  # requests cut off by the stop end after this (nginx logs 499)
-        sh(self.host, f"kill -INT $(cat {self.pidfile}); rm -f {self.pidfile}", check=False)
+        labkit.docker_exec(self.host, f"kill -INT $(cat {self.pidfile}); rm -f {self.pidfile}", check=False)
         out, err = self.proc.communicate(timeout=60)
         for line in out.splitlines():
             if line.startswith("WRK_JSON "):
@@ -151,30 +136,11 @@ def failed_requests(figures):
     return errors["connect"] + errors["read"] + errors["write"] + errors["timeout"] + errors["status"]
 
 
-def ansible_env():
-    env = dict(os.environ)
-    env.update(
-        ANSIBLE_CONFIG=str(PROJECT_DIR / "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=str(PROJECT_DIR / ".collections"),
-        ANSIBLE_FORCE_COLOR="0",
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_CALLBACK_RESULT_FORMAT="json",  # one line per result: messages are not folded
-    )
-    return env
-
-
-def run_playbook(playbook, *args, timeout=600):
-    """ansible-playbook with Molecule's inventory (set during verify), from the scenario directory."""
-    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
-    return subprocess.run(
-        ["ansible-playbook", "-i", inventory, str(SCENARIO_DIR / playbook), *args],
-        cwd=SCENARIO_DIR,
-        env=ansible_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+def run_playbook(playbook, *args):
+    """One of this scenario's playbooks with Molecule's inventory, from the scenario directory: a labkit.Run.
+    Results are one JSON line each, so a test can read a failed task's message whole (not folded)."""
+    env = labkit.ansible_env(ANSIBLE_CALLBACK_RESULT_FORMAT="json")
+    return labkit.play(playbook, *args, cwd=SCENARIO_DIR, timeout=600, env=env)
 
 
 def upstream_health(host, **args):

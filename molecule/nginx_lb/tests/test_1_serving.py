@@ -5,7 +5,8 @@ import json
 import re
 import uuid
 
-from nginx_lb_lab import BACKENDS, CA, SERVER_NAME, address_of, dexec, read_log, upstream_health
+import labkit
+from nginx_lb_lab import BACKENDS, CA, SERVER_NAME, address_of, read_log, upstream_health
 
 testinfra_hosts = ["nginx_lb-lb", "nginx_lb-lb2"]
 
@@ -129,7 +130,9 @@ def test_stub_status_answers_on_127_0_0_1_only(host):
     assert addresses == {"127.0.0.1:8080"}, addresses
     # From another lab host the status port is closed.
     lb_ip = host.run("hostname -I").stdout.split()[0]
-    remote = dexec("nginx_lb-backend-1", "curl", "-s", "-m", "5", f"http://{lb_ip}:8080/nginx_status", check=False)
+    remote = labkit.docker_exec(
+        "nginx_lb-backend-1", ["curl", "-s", "-m", "5", f"http://{lb_ip}:8080/nginx_status"], check=False
+    )
     assert remote.returncode == 7, remote  # 7: could not connect
 
 
@@ -189,10 +192,10 @@ def test_the_upstream_header_is_sent_on_health_endpoints_to_trusted_clients_only
     assert "x-upstream-addr" not in not_health.lower()
     # nginx_lb_upstream_header_networks is 127.0.0.0/8 here: another lab host is not trusted.
     lb_ip = host.run("hostname -I").stdout.split()[0]
-    untrusted = dexec(
+    untrusted = labkit.docker_exec(
         "nginx_lb-backend-1",
-        "curl", "-s", "--head", "--max-time", "5", "--cacert", "/dev/null", "-k",
-        "--resolve", f"{SERVER_NAME}:443:{lb_ip}", f"https://{SERVER_NAME}/health",
+        ["curl", "-s", "--head", "--max-time", "5", "--cacert", "/dev/null", "-k",
+         "--resolve", f"{SERVER_NAME}:443:{lb_ip}", f"https://{SERVER_NAME}/health"],
     ).stdout  # fmt: skip
     assert untrusted.startswith("HTTP/2 200"), untrusted
     assert "x-upstream-addr" not in untrusted.lower()

@@ -6,6 +6,7 @@ Each drill reads the access log for where every request went, and prints what it
 import re
 import time
 
+import labkit
 from nginx_lb_lab import (
     FAIL_TIMEOUT,
     LB,
@@ -13,11 +14,9 @@ from nginx_lb_lab import (
     LogFollower,
     Wrk,
     address_of,
-    dexec,
     failed_requests,
     master_pid,
     run_playbook,
-    sh,
     systemd_times,
 )
 
@@ -29,7 +28,7 @@ URL = "https://127.0.0.1/work?cpu_ms=0.5&io_ms=10"
 
 
 def worker_pids(lb=LB):
-    return set(sh(lb, "pgrep -f 'nginx: worker process$' || true").stdout.split())
+    return set(labkit.docker_exec(lb, "pgrep -f 'nginx: worker process$' || true").stdout.split())
 
 
 def wait_until_served_by(log, addr, after, limit):
@@ -59,10 +58,10 @@ def test_stopping_a_backend_under_load_fails_no_request_and_it_rejoins_within_fa
     try:
         time.sleep(3)
         stop_began = time.time()
-        dexec(backend, "systemctl", "stop", "ywlab-backend")
+        labkit.docker_exec(backend, ["systemctl", "stop", "ywlab-backend"])
         stopped = time.time()
         time.sleep(6)
-        dexec(backend, "systemctl", "start", "ywlab-backend")  # Type=notify: returns once it listens
+        labkit.docker_exec(backend, ["systemctl", "start", "ywlab-backend"])  # Type=notify: returns once it listens
         started = time.time()
         back = wait_until_served_by(log, addr, started, FAIL_TIMEOUT + 5)
         time.sleep(1)
@@ -115,7 +114,7 @@ def test_drain_restart_undrain_fails_no_request_and_sends_none_to_the_restarting
         time.sleep(1)
     finally:
         figures = wrk.stop()
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert run.rc == 0, run.stdout[-4000:] + run.stderr[-2000:]
     time.sleep(1.5)
     log.poll()
     records = wrk.records(log)
@@ -150,13 +149,14 @@ def test_drain_restart_undrain_fails_no_request_and_sends_none_to_the_restarting
     assert back is not None
     assert master_pid() == pid, "nginx was restarted"
     for lb in LBS:
-        assert sh(lb, "cat /etc/nginx/ywmessaging/drained.list 2>/dev/null || true").stdout.strip() == ""
-        assert " down;" not in sh(lb, "cat /etc/nginx/ywmessaging/upstream.conf").stdout
+        drained = labkit.docker_exec(lb, "cat /etc/nginx/ywmessaging/drained.list 2>/dev/null || true").stdout
+        assert drained.strip() == ""
+        assert " down;" not in labkit.docker_exec(lb, "cat /etc/nginx/ywmessaging/upstream.conf").stdout
 
 
 def test_a_configuration_nginx_rejects_never_goes_live_and_fails_no_request(host):
     live = "/etc/nginx/nginx.conf /etc/nginx/ywmessaging/*.conf"
-    before = sh(LB, f"sha256sum {live}").stdout
+    before = labkit.docker_exec(LB, f"sha256sum {live}").stdout
     pid, workers = master_pid(), worker_pids()
     log = LogFollower()
     wrk = Wrk(URL)  # keep-alive connections: nothing here may reload nginx
@@ -169,22 +169,25 @@ def test_a_configuration_nginx_rejects_never_goes_live_and_fails_no_request(host
         figures = wrk.stop()
     time.sleep(1.5)
     log.poll()
-    out = run.stdout + run.stderr
+    out = run.output
     message = re.search(r"nginx rejected the new configuration[^\n]*", out)
     report(
         "invalid configuration drill: nginx_lb_zone_size=1k",
         [
-            f"ansible-playbook exit code {run.returncode}",
+            f"ansible-playbook exit code {run.rc}",
             f"message: {message.group(0)[:400] if message else 'missing'}",
             f"wrk: {figures['requests']} requests, {failed_requests(figures)} failed (errors {figures['errors']})",
         ],
     )
-    assert run.returncode != 0
+    assert run.rc != 0
     assert message, out[-3000:]
     assert 'zone \\"backend\\" is too small' in message.group(0) or 'zone "backend" is too small' in message.group(0)
-    assert sh(LB, f"sha256sum {live}").stdout == before, "a live file changed"
-    assert sh(LB, "grep -rl 'backend 1k' /etc/nginx || true").stdout.strip() == "", "the rejected value stayed on disk"
-    staged = sh(LB, "cd /etc/nginx/ywmessaging-staging && sha256sum nginx.conf ywmessaging/*.conf").stdout
+    assert labkit.docker_exec(LB, f"sha256sum {live}").stdout == before, "a live file changed"
+    assert labkit.docker_exec(LB, "grep -rl 'backend 1k' /etc/nginx || true").stdout.strip() == "", (
+        "the rejected value stayed on disk"
+    )
+    staging = "cd /etc/nginx/ywmessaging-staging && sha256sum nginx.conf ywmessaging/*.conf"
+    staged = labkit.docker_exec(LB, staging).stdout
     assert staged.replace("  ", "  /etc/nginx/") == before, "the staging tree does not hold the live files again"
     assert master_pid() == pid and worker_pids() == workers, "nginx was reloaded or restarted"
     assert figures["requests"] > 500, figures

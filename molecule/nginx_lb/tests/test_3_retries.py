@@ -3,14 +3,15 @@ each request (by its X-Test-Id) reached them, so "sent once" is measured, not as
 
 import uuid
 
-from nginx_lb_lab import BACKENDS, CA, LB, SERVER_NAME, sh
+import labkit
+from nginx_lb_lab import BACKENDS, CA, LB, SERVER_NAME
 
 testinfra_hosts = [LB]
 
 
 def send(method, path):
     test_id = uuid.uuid4().hex
-    status = sh(
+    status = labkit.docker_exec(
         LB,
         f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 30 --cacert {CA} -X {method} "
         f"-H 'X-Test-Id: {test_id}' --resolve {SERVER_NAME}:443:127.0.0.1 'https://{SERVER_NAME}{path}'",
@@ -21,7 +22,7 @@ def send(method, path):
 def times_received(test_id):
     total = 0
     for backend, port in BACKENDS.items():
-        out = sh(LB, f"curl -s --max-time 5 'http://{backend}:{port}/_calls?id={test_id}'").stdout
+        out = labkit.docker_exec(LB, f"curl -s --max-time 5 'http://{backend}:{port}/_calls?id={test_id}'").stdout
         total += int(out.split('"count": ')[1].split(",")[0])
     return total
 

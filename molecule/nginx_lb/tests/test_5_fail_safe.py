@@ -9,6 +9,7 @@ import shlex
 import time
 from pathlib import Path
 
+import labkit
 from nginx_lb_lab import (
     BACKENDS,
     CA,
@@ -18,9 +19,7 @@ from nginx_lb_lab import (
     SERVER_NAME,
     LogFollower,
     address_of,
-    dexec,
     run_playbook,
-    sh,
 )
 
 testinfra_hosts = [LB]
@@ -28,7 +27,7 @@ testinfra_hosts = [LB]
 MAX_FAILS = 3  # role default nginx_lb_max_fails
 UPSTREAM = "/etc/nginx/ywmessaging/upstream.conf"
 DRAINED = "/etc/nginx/ywmessaging/drained.list"
-SCRIPT = Path(__file__).resolve().parents[3] / "roles/nginx_lb/files/nginx_lb_backend_state.py"
+SCRIPT = Path(labkit.PROJECT) / "roles/nginx_lb/files/nginx_lb_backend_state.py"
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -36,8 +35,9 @@ SCRIPT = Path(__file__).resolve().parents[3] / "roles/nginx_lb/files/nginx_lb_ba
 
 def host_state(lb=LB):
     """Digest of every file under /etc/nginx (and the lab certificate) and nginx's MainPID: untouched if equal."""
-    files = sh(lb, "find /etc/nginx /etc/ssl/ywlab -type f -print0 | sort -z | xargs -0 sha256sum").stdout
-    pid = sh(lb, "systemctl show --property=MainPID --value nginx").stdout.strip()
+    digests = "find /etc/nginx /etc/ssl/ywlab -type f -print0 | sort -z | xargs -0 sha256sum"
+    files = labkit.docker_exec(lb, digests).stdout
+    pid = labkit.docker_exec(lb, "systemctl show --property=MainPID --value nginx").stdout.strip()
     return files, pid
 
 
@@ -53,22 +53,16 @@ def messages(run, prefix):
 
 
 def down_servers(lb):
-    return set(re.findall(r"(?m)^\s*server [^;#]* down;\s*# nginx_lb backend=(\S+)$", sh(lb, f"cat {UPSTREAM}").stdout))
+    upstream = labkit.docker_exec(lb, f"cat {UPSTREAM}").stdout
+    return set(re.findall(r"(?m)^\s*server [^;#]* down;\s*# nginx_lb backend=(\S+)$", upstream))
 
 
 def drained_list(lb):
-    return set(sh(lb, f"cat {DRAINED} 2>/dev/null || true").stdout.split())
+    return set(labkit.docker_exec(lb, f"cat {DRAINED} 2>/dev/null || true").stdout.split())
 
 
 def worker_pids(lb):
-    return set(sh(lb, "pgrep -f '^nginx: worker process' || true").stdout.split())
-
-
-def recap(run):
-    hosts = {}
-    for name, counts in re.findall(r"(?m)^(\S+)\s+:\s+(ok=.*)$", run.stdout):
-        hosts[name] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
-    return hosts
+    return set(labkit.docker_exec(lb, "pgrep -f '^nginx: worker process' || true").stdout.split())
 
 
 def hooks(hook, hosts="backend", *args):
@@ -77,7 +71,7 @@ def hooks(hook, hosts="backend", *args):
 
 def assert_refused_untouched(run, before, variables):
     """The run failed before any change, and its one validation message names every variable."""
-    assert run.returncode != 0, run.stdout[-3000:]
+    assert run.rc != 0, run.stdout[-3000:]
     found = messages(run, "ywmessaging.scaling.nginx_lb: ")
     assert found, run.stdout[-3000:]
     message = found[0]
@@ -143,8 +137,8 @@ def test_wrong_types_are_refused_by_the_argument_spec_from_the_validate_entry_po
 def test_the_validate_entry_point_passes_the_scenario_s_inventory_and_changes_nothing(host):
     before = host_state()
     run = run_playbook("validate.yml", "--check")
-    assert run.returncode == 0, run.stdout[-3000:]
-    assert all(c["changed"] == 0 for c in recap(run).values()), recap(run)
+    assert run.rc == 0, run.stdout[-3000:]
+    assert all(c["changed"] == 0 for c in run.recap.values()), run.recap
     assert host_state() == before
 
 
@@ -155,14 +149,14 @@ def test_two_backends_drained_at_once_both_end_up_down_and_both_come_back(host):
     pair = ["nginx_lb-backend-1", "nginx_lb-backend-2"]
     try:
         run = hooks("drain", ":".join(pair))
-        assert run.returncode == 0, run.stdout[-4000:]
+        assert run.rc == 0, run.stdout[-4000:]
         for lb in LBS:
             assert down_servers(lb) == set(pair), lb  # no `down` mark lost
             assert drained_list(lb) == set(pair), lb
-            assert dexec(lb, "nginx", "-t", "-q").returncode == 0
+            assert labkit.docker_exec(lb, ["nginx", "-t", "-q"]).returncode == 0
     finally:
         back = hooks("undrain", ":".join(pair))
-    assert back.returncode == 0, back.stdout[-4000:]
+    assert back.rc == 0, back.stdout[-4000:]
     for lb in LBS:
         assert down_servers(lb) == set() and drained_list(lb) == set(), lb
 
@@ -172,9 +166,9 @@ def test_draining_all_three_at_once_refuses_exactly_one_and_a_later_undrain_heal
     run = hooks("drain", "backend")
     refused = set(re.findall(r"refusing to drain (\S+): no other server would be left in rotation", run.stdout))
     try:
-        assert run.returncode != 0
+        assert run.rc != 0
         assert len(refused) == 1, (refused, run.stdout[-4000:])
-        failed = {h for h, c in recap(run).items() if c["failed"]}
+        failed = {h for h, c in run.recap.items() if c["failed"]}
         assert failed == refused, (failed, refused)
         for lb in LBS:
             assert down_servers(lb) == set(BACKENDS) - refused, lb  # the same two on both balancers
@@ -183,8 +177,8 @@ def test_draining_all_three_at_once_refuses_exactly_one_and_a_later_undrain_heal
         # normal run calls the undrain hook for every ready backend: the two come back, the third costs nothing.
     finally:
         heal = hooks("undrain", "backend")
-    assert heal.returncode == 0, heal.stdout[-4000:]
-    counts = recap(heal)
+    assert heal.rc == 0, heal.stdout[-4000:]
+    counts = heal.recap
     (kept,) = refused
     assert counts[kept]["changed"] == 0, counts
     assert all(counts[b]["changed"] > 0 for b in set(BACKENDS) - refused), counts
@@ -193,19 +187,22 @@ def test_draining_all_three_at_once_refuses_exactly_one_and_a_later_undrain_heal
 
 
 def test_an_undrain_of_backends_in_rotation_changes_nothing_and_reloads_nothing(host):
-    before = {lb: (sh(lb, f"stat -c %Y {UPSTREAM}").stdout, worker_pids(lb)) for lb in LBS}
+    def written_and_workers(lb):
+        return labkit.docker_exec(lb, f"stat -c %Y {UPSTREAM}").stdout, worker_pids(lb)
+
+    before = {lb: written_and_workers(lb) for lb in LBS}
     run = hooks("undrain", "backend")
-    assert run.returncode == 0, run.stdout[-3000:]
-    assert all(c["changed"] == 0 for c in recap(run).values()), recap(run)
+    assert run.rc == 0, run.stdout[-3000:]
+    assert all(c["changed"] == 0 for c in run.recap.values()), run.recap
     for lb in LBS:
-        assert (sh(lb, f"stat -c %Y {UPSTREAM}").stdout, worker_pids(lb)) == before[lb], f"{lb} was reloaded"
+        assert written_and_workers(lb) == before[lb], f"{lb} was reloaded"
 
 
 def test_a_drain_in_check_mode_reports_the_change_and_makes_none(host):
     before = {lb: host_state(lb) for lb in LBS}
     run = hooks("drain", "nginx_lb-backend-3", "--check")
-    assert run.returncode == 0, run.stdout[-3000:]
-    assert recap(run)["nginx_lb-backend-3"]["changed"] > 0
+    assert run.rc == 0, run.stdout[-3000:]
+    assert run.host("nginx_lb-backend-3")["changed"] > 0
     for lb in LBS:
         assert host_state(lb) == before[lb]
 
@@ -213,10 +210,11 @@ def test_a_drain_in_check_mode_reports_the_change_and_makes_none(host):
 def test_a_load_balancer_not_configured_yet_or_not_knowing_the_backend_is_skipped_by_the_hooks(host):
     script = SCRIPT.read_text()
     for extra, state in ((["--conf-dir", "/nonexistent"], "unconfigured"), ([], "unknown")):
-        proc = dexec(LB, "python3", "-c", script, "drain", "nginx_lb-backend-99", "--unknown", "skip", *extra)
+        argv = ["python3", "-c", script, "drain", "nginx_lb-backend-99", "--unknown", "skip", *extra]
+        proc = labkit.docker_exec(LB, argv)
         result = json.loads(proc.stdout)
         assert result["changed"] is False and result["state"] == state, result
-    proc = dexec(LB, "python3", "-c", script, "drain", "nginx_lb-backend-99", check=False)
+    proc = labkit.docker_exec(LB, ["python3", "-c", script, "drain", "nginx_lb-backend-99"], check=False)
     assert proc.returncode == 1 and "is not in the upstream" in json.loads(proc.stdout)["msg"]
 
 
@@ -225,7 +223,9 @@ def test_a_load_balancer_not_configured_yet_or_not_knowing_the_backend_is_skippe
 
 def fault(backend, path, status):
     port = BACKENDS[backend]
-    sh(LB, f"curl -sf --max-time 5 'http://{backend}:{port}/_fault?path={path}&status={status}' >/dev/null")
+    labkit.docker_exec(
+        LB, f"curl -sf --max-time 5 'http://{backend}:{port}/_fault?path={path}&status={status}' >/dev/null"
+    )
 
 
 def poll(paths, rounds):
@@ -237,7 +237,7 @@ def poll(paths, rounds):
         f'--resolve {SERVER_NAME}:443:127.0.0.1 "https://{SERVER_NAME}$p")"; done; done'
     )
     codes = {p: [] for p in paths}
-    for line in sh(LB, script, timeout=600).stdout.splitlines():
+    for line in labkit.docker_exec(LB, script, timeout=600).stdout.splitlines():
         path, code = line.split()
         codes[path].append(int(code))
     return codes
@@ -255,7 +255,8 @@ def test_every_backend_answering_503_on_its_deep_health_check_ejects_none_while_
         for backend in BACKENDS:
             fault(backend, "/health/detailed", 503)
             fault(backend, "/health/ready", 503)
-        dexec(killed, "systemctl", "kill", "--signal=KILL", "ywlab-backend")  # the process dies, no goodbye
+        # the process dies, no goodbye
+        labkit.docker_exec(killed, ["systemctl", "kill", "--signal=KILL", "ywlab-backend"])
         began = time.time()
         codes = poll(paths, 25)
         took = time.time() - began
@@ -263,7 +264,8 @@ def test_every_backend_answering_503_on_its_deep_health_check_ejects_none_while_
         for backend in alive:
             fault(backend, "/health/detailed", 0)
             fault(backend, "/health/ready", 0)
-        dexec(killed, "systemctl", "start", "ywlab-backend")  # faults live in memory: a new process has none
+        # faults live in memory: a new process has none
+        labkit.docker_exec(killed, ["systemctl", "start", "ywlab-backend"])
     time.sleep(1.5)  # the access log is flushed every second
     log.poll()
     records = [r for r in log.records if r["msec"] >= began - 1]

@@ -1,8 +1,20 @@
-"""Honour each test module's `testinfra_hosts` even though Molecule runs testinfra with --hosts=all.
+"""The pgbouncer scenario's tests drive the lab with molecule/_shared/labkit.py (put on sys.path here:
+Molecule runs pytest from this directory, which is not a package) and the scenario's own helpers in
+pgblab.py.
 
+Also: honour each test module's `testinfra_hosts` even though Molecule runs testinfra with --hosts=all.
 testinfra lets --hosts win over a module's testinfra_hosts, so every test would run against every
 platform. Items whose host is not in their module's list are deselected here (not skipped).
 """
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "_shared"))
+
+import labkit  # noqa: E402
+
+pytest_terminal_summary = labkit.terminal_summary("pgbouncer figures")
 
 
 def pytest_collection_modifyitems(config, items):

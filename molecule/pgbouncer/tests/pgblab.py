@@ -1,23 +1,20 @@
-"""Helpers for the pgbouncer scenario's tests (not a test module).
+"""The pgbouncer scenario's own helpers (not a test module), built on molecule/_shared/labkit.py.
 
-The lab's values, clients on the database host, Ansible runs.
-
-The runbook's clients (psql, pgbench) run on pgbouncer-db and reach PgBouncer over the lab network.
-Ansible runs use Molecule's inventory (MOLECULE_INVENTORY_FILE) and the project's ansible.cfg.
+The lab's values, the runbook's clients on the database host (psql and pgbench run on pgbouncer-db
+and reach PgBouncer over the lab network), ad hoc modules and the json callback's output. Commands
+in containers, playbook runs and their PLAY RECAP come from labkit (conftest.py puts it on sys.path).
 """
 
 import json
 import os
 import re
 import shlex
-import subprocess
 import time
 
-import pytest
+import labkit
 import yaml
 
-SCENARIO = os.environ.get("MOLECULE_SCENARIO_DIRECTORY") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY") or os.path.dirname(os.path.dirname(SCENARIO))
+SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DB_HOST = "pgbouncer-db"
 PGBOUNCER_HOSTS = ["pgbouncer-bookworm", "pgbouncer-trixie"]
 
@@ -44,31 +41,18 @@ def pool_limit():
     return PGBOUNCER_VARS.get("pgbouncer_default_pool_size", 30) + PGBOUNCER_VARS.get("pgbouncer_reserve_pool_size", 5)
 
 
-def docker_exec(container, command, env=None, user=None, timeout=300, check=False):
-    """Run a shell command in a lab container from the controller."""
-    argv = ["docker", "exec"]
-    for key, value in (env or {}).items():
-        argv += ["-e", "%s=%s" % (key, value)]
-    if user:
-        argv += ["-u", user]
-    argv += ["-w", "/", container, "bash", "-c", command]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    if check:
-        assert proc.returncode == 0, "%s: %s\n%s%s" % (container, command, proc.stdout, proc.stderr)
-    return proc
-
-
 def psql(target, sql, user="app", password=None, dbname="appdb", port=6432):
-    """psql on the database host against `target` (a PgBouncer host or the database host itself)."""
+    """psql on the database host against `target` (a PgBouncer host or the database host itself).
+    Not checked: tests read rc and stderr themselves."""
     password = LAB["lab_app_password"] if password is None else password
     command = "psql -X -A -t -h %s -p %d -U %s -d %s -c %s" % (target, port, user, dbname, shlex.quote(sql))
-    return docker_exec(DB_HOST, command, env={"PGPASSWORD": password}, timeout=60)
+    return labkit.docker_exec(DB_HOST, command, env={"PGPASSWORD": password}, sh="bash", timeout=60, check=False)
 
 
 def pg_superuser(sql, dbname="appdb"):
     """psql as the postgres superuser on the database host (unix socket)."""
     command = "psql -X -A -t -d %s -c %s" % (dbname, shlex.quote(sql))
-    return docker_exec(DB_HOST, command, user="postgres", timeout=60, check=True)
+    return labkit.docker_exec(DB_HOST, command, user="postgres", sh="bash", timeout=60)
 
 
 def app_backends():
@@ -125,8 +109,14 @@ def pgbench(target, clients, seconds, port=6432, jobs=4, extra=""):
         "target": target,
         "port": port,
     }
-    proc = docker_exec(
-        DB_HOST, script, env={"APP_PASSWORD": LAB["lab_app_password"]}, user="postgres", timeout=seconds + 240
+    proc = labkit.docker_exec(
+        DB_HOST,
+        script,
+        env={"APP_PASSWORD": LAB["lab_app_password"]},
+        user="postgres",
+        sh="bash",
+        timeout=seconds + 240,
+        check=False,  # pgbench_rc says how pgbench ended: some tests expect it to fail
     )
     return parse_pgbench(proc.stdout + proc.stderr)
 
@@ -149,33 +139,17 @@ def parse_pgbench(text):
     }
 
 
-def ansible_env():
-    env = dict(os.environ)
-    env.setdefault("ANSIBLE_CONFIG", os.path.join(PROJECT, "ansible.cfg"))
-    env.setdefault("ANSIBLE_COLLECTIONS_PATH", os.path.join(PROJECT, ".collections"))
-    env["ANSIBLE_FORCE_COLOR"] = "0"
-    env["ANSIBLE_NOCOLOR"] = "1"
-    return env
-
-
-def inventory():
-    path = os.environ.get("MOLECULE_INVENTORY_FILE")
-    assert path, "MOLECULE_INVENTORY_FILE is not set: run through `molecule verify`"
-    return path
+def json_env():
+    """The environment of an Ansible run whose output is the json callback's one document."""
+    return labkit.ansible_env(ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
 
 
 def ansible_module(hosts, module, args):
     """Run one module ad hoc; return {host: result dict} from the json callback."""
-    env = ansible_env()
-    env.update({"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"})
-    argv = ["ansible", hosts, "-i", inventory(), "-m", module, "-a", json.dumps(args)]
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, check=False)
-    try:
-        data = json.loads(proc.stdout)
-    except ValueError:
-        pytest.fail(
-            "ansible %s did not return JSON (rc %s): %s %s" % (module, proc.returncode, proc.stdout, proc.stderr)
-        )
+    argv = [labkit.ansible_bin("ansible"), hosts, "-i", labkit.molecule_inventory(), "-m", module]
+    proc = labkit.run([*argv, "-a", json.dumps(args)], timeout=300, check=False, env=json_env())
+    what = "ansible -m %s (rc %s, stderr %s)" % (module, proc.returncode, proc.stderr[-2000:])
+    data = labkit.parse_json_output(proc.stdout, what)
     results = {}
     for play in data["plays"]:
         for task in play["tasks"]:
@@ -183,25 +157,10 @@ def ansible_module(hosts, module, args):
     return results
 
 
-def ansible_playbook(playbook, *args, timeout=600, json_output=False):
-    """Run a playbook of the scenario. json_output: the json callback; proc.json holds its document."""
-    argv = ["ansible-playbook", "-i", inventory(), os.path.join(SCENARIO, playbook)] + list(args)
-    env = ansible_env()
-    if json_output:
-        env.update({"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"})
-    started = time.monotonic()
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout, check=False)
-    proc.seconds = time.monotonic() - started
-    if json_output:
-        try:
-            proc.json = json.loads(proc.stdout)
-        except ValueError:
-            pytest.fail("%s did not return JSON (rc %s): %s %s" % (playbook, proc.returncode, proc.stdout, proc.stderr))
-    return proc
-
-
-def task_results(document):
-    """{host: [(task name, result)]} in the order the json callback reported them."""
+def task_results(run):
+    """{host: [(task name, result)]} in the order the json callback reported them (a labkit.Run of a
+    playbook run with env=json_env())."""
+    document = labkit.parse_json_output(run.stdout, run.command)
     hosts = {}
     for play in document["plays"]:
         for task in play["tasks"]:
@@ -210,10 +169,10 @@ def task_results(document):
     return hosts
 
 
-def failure_messages(document):
+def failure_messages(run):
     """{host: msg of the task that failed it} (the last failed result of each host)."""
     failed = {}
-    for host, results in task_results(document).items():
+    for host, results in task_results(run).items():
         for _name, result in results:
             if result.get("failed") and not result.get("ignored"):
                 failed[host] = str(result.get("msg", ""))
@@ -230,16 +189,8 @@ FINGERPRINT = (
 
 def fingerprint(name):
     """sha256 of pgbouncer.ini, userlist.txt and the drop-ins, the files there, and PgBouncer's MainPID."""
-    return docker_exec(name, FINGERPRINT, check=True).stdout
+    return labkit.docker_exec(name, FINGERPRINT, sh="bash").stdout
 
 
 def main_pid(name):
-    return docker_exec(name, "systemctl show --property MainPID --value pgbouncer", check=True).stdout.strip()
-
-
-def recap(output):
-    """{host: {ok, changed, failed, ...}} from a playbook's PLAY RECAP."""
-    hosts = {}
-    for match in re.finditer(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", output, re.MULTILINE):
-        hosts[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2))}
-    return hosts
+    return labkit.docker_exec(name, "systemctl show --property MainPID --value pgbouncer", sh="bash").stdout.strip()

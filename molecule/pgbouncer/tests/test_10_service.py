@@ -2,9 +2,10 @@
 
 import re
 
+import labkit
 import pytest
 import yaml
-from pgblab import LAB, PROJECT, host_vars, pool_limit
+from pgblab import LAB, host_vars, pool_limit
 
 testinfra_hosts = ["pgbouncer-bookworm", "pgbouncer-trixie"]
 
@@ -60,7 +61,7 @@ def test_configuration_has_the_runbook_pooling_settings(host):
 
 def test_every_startup_only_setting_restarts_instead_of_reloading(host):
     """The role restarts only for settings PgBouncer cannot change at a reload: its list must be complete."""
-    with open(PROJECT + "/roles/pgbouncer/vars/main.yml", encoding="utf-8") as fh:
+    with open(labkit.PROJECT + "/roles/pgbouncer/vars/main.yml", encoding="utf-8") as fh:
         startup_only = set(yaml.safe_load(fh)["__pgbouncer_startup_only_settings"])
     not_changeable = {key for key, row in show_config(host).items() if row[3] == "no"}
     assert not_changeable, "SHOW CONFIG reported no startup-only setting"

@@ -3,24 +3,23 @@
 Runs once (on the database host's entry): these tests drive clients and Ansible from the controller.
 """
 
-import json
 import os
 import re
 import tempfile
 
+import labkit
 import yaml
 from pgblab import (
     DB_HOST,
     LAB,
     PGBOUNCER_HOSTS,
     ansible_module,
-    ansible_playbook,
-    docker_exec,
+    json_env,
     pg_superuser,
     pgbench,
     psql,
-    recap,
     settle_pgbouncer_servers,
+    task_results,
 )
 
 testinfra_hosts = [DB_HOST]
@@ -96,7 +95,7 @@ def _secrets_on_hosts():
     """Every secret the run could leak: lab passwords and each verifier's keys from the auth files."""
     secrets = {value for key, value in LAB.items() if "password" in key or "seed" in key}
     for name in PGBOUNCER_HOSTS:
-        content = docker_exec(name, "cat /etc/pgbouncer/userlist.txt", check=True).stdout
+        content = labkit.docker_exec(name, "cat /etc/pgbouncer/userlist.txt", sh="bash").stdout
         for verifier in re.findall(r"SCRAM-SHA-256\$[^\"]+", content):
             secrets.update(part for part in re.split(r"[$:]", verifier) if len(part) > 20)
             secrets.add(verifier)
@@ -104,10 +103,10 @@ def _secrets_on_hosts():
 
 
 def test_check_diff_on_the_converged_hosts_changes_nothing_and_shows_no_secret():
-    run = ansible_playbook("converge.yml", "--check", "--diff")
-    output = run.stdout + run.stderr
-    assert run.returncode == 0, output
-    hosts = recap(output)
+    run = labkit.play("converge.yml", "--check", "--diff", timeout=600)
+    output = run.output
+    assert run.rc == 0, output
+    hosts = run.recap
     assert set(hosts) == set(PGBOUNCER_HOSTS), output
     for name in PGBOUNCER_HOSTS:
         assert (hosts[name]["changed"], hosts[name]["failed"]) == (0, 0), output
@@ -186,28 +185,20 @@ def _validation_playbook():
 
 def test_bad_input_fails_naming_the_variable_before_any_host_is_touched():
     name = "pgbouncer-bookworm"
-    before = docker_exec(name, "md5sum /etc/pgbouncer/*; systemctl show -p MainPID pgbouncer", check=True).stdout
+    before = labkit.docker_exec(name, "md5sum /etc/pgbouncer/*; systemctl show -p MainPID pgbouncer", sh="bash").stdout
     with tempfile.NamedTemporaryFile("w", suffix=".yml", dir=os.path.dirname(__file__), delete=False) as fh:
         yaml.safe_dump(_validation_playbook(), fh, sort_keys=False)
         playbook = fh.name
     try:
-        env = {"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"}
-        os.environ.update(env)
-        try:
-            run = ansible_playbook(playbook, "--check")
-        finally:
-            for key in env:
-                os.environ.pop(key)
+        run = labkit.play(playbook, "--check", timeout=600, env=json_env())
     finally:
         os.unlink(playbook)
     outcomes = {}
-    for play in json.loads(run.stdout)["plays"]:
-        for task in play["tasks"]:
-            if task["task"]["name"] == "outcome":
-                msg = task["hosts"][name]["msg"]
-                outcomes[msg["case"]] = msg["outcome"]
+    for task, result in task_results(run)[name]:
+        if task == "outcome":
+            outcomes[result["msg"]["case"]] = result["msg"]["outcome"]
     assert set(outcomes) == set(BAD_INPUTS)
     for case, (_variables, expected) in BAD_INPUTS.items():
         assert expected in outcomes[case], "%s: %s" % (case, outcomes[case])
-    after = docker_exec(name, "md5sum /etc/pgbouncer/*; systemctl show -p MainPID pgbouncer", check=True).stdout
+    after = labkit.docker_exec(name, "md5sum /etc/pgbouncer/*; systemctl show -p MainPID pgbouncer", sh="bash").stdout
     assert after == before

@@ -11,18 +11,17 @@ import shlex
 import subprocess
 import time
 
+import labkit
 import pytest
 from pgblab import (
     DB_HOST,
     LAB,
     PGBOUNCER_HOSTS,
-    ansible_playbook,
-    docker_exec,
     failure_messages,
     fingerprint,
+    json_env,
     main_pid,
     psql,
-    recap,
 )
 
 testinfra_hosts = [DB_HOST]
@@ -91,9 +90,9 @@ BAD_INPUT = {
 def test_bad_input_is_refused_naming_the_variable_and_nothing_changes(case):
     variables, expected = BAD_INPUT[case]
     before = {name: fingerprint(name) for name in PGBOUNCER_HOSTS}
-    run = ansible_playbook("converge.yml", "-e", json.dumps(variables), json_output=True)
-    assert run.returncode != 0, run.stdout[-3000:]
-    failures = failure_messages(run.json)
+    run = labkit.play("converge.yml", "-e", json.dumps(variables), timeout=600, env=json_env())
+    assert run.rc != 0, run.stdout[-3000:]
+    failures = failure_messages(run)
     for name in PGBOUNCER_HOSTS:
         message = failures.get(name, "")
         for phrase in expected:
@@ -105,19 +104,19 @@ def test_bad_input_is_refused_naming_the_variable_and_nothing_changes(case):
 def test_the_validate_entry_point_checks_the_argument_spec_itself_and_changes_nothing():
     """tasks_from=validate gets no automatic argument spec check: the entry point must run main's."""
     before = {name: fingerprint(name) for name in PGBOUNCER_HOSTS}
-    good = ansible_playbook("validate.yml", "--check")
-    assert good.returncode == 0, good.stdout[-3000:]
-    assert all((r["changed"], r["failed"]) == (0, 0) for r in recap(good.stdout).values()), good.stdout
-    bad = ansible_playbook("validate.yml", "-e", "pgbouncer_listen_port=abc", json_output=True)
-    assert bad.returncode != 0
-    failures = failure_messages(bad.json)
+    good = labkit.play("validate.yml", "--check", timeout=600)
+    assert good.rc == 0, good.stdout[-3000:]
+    assert all((r["changed"], r["failed"]) == (0, 0) for r in good.recap.values()), good.stdout
+    bad = labkit.play("validate.yml", "-e", "pgbouncer_listen_port=abc", timeout=600, env=json_env())
+    assert bad.rc != 0
+    failures = failure_messages(bad)
     assert set(failures) == set(PGBOUNCER_HOSTS), failures
     for message in failures.values():
         assert "problem(s) with the pgbouncer role's variables" in message, message
         assert "pgbouncer_listen_port" in message and "int" in message, message
-    real = ansible_playbook("validate.yml")  # not in check mode either
-    assert real.returncode == 0, real.stdout[-3000:]
-    assert all(r["changed"] == 0 for r in recap(real.stdout).values()), real.stdout
+    real = labkit.play("validate.yml", timeout=600)  # not in check mode either
+    assert real.rc == 0, real.stdout[-3000:]
+    assert all(r["changed"] == 0 for r in real.recap.values()), real.stdout
     assert {name: fingerprint(name) for name in PGBOUNCER_HOSTS} == before
 
 
@@ -139,7 +138,7 @@ def test_the_checker_refuses_listeners_that_cannot_come_up():
     kill $holder; rm -f $f $g
     """
     for name in PGBOUNCER_HOSTS:
-        out = docker_exec(name, script, check=True).stdout
+        out = labkit.docker_exec(name, script, sh="bash", timeout=300).stdout
         assert "live=0" in out, out
         assert "taken=1" in out and re.search(r"listen_port 6477 on .* is already taken by python3 \(pid \d+\)", out), (
             out
@@ -170,17 +169,19 @@ def test_a_configuration_that_does_not_come_up_is_rolled_back_and_pgbouncer_keep
     previous files back, bring PgBouncer up on them and fail naming the cause."""
     before = {name: fingerprint(name) for name in PGBOUNCER_HOSTS}
     for name in PGBOUNCER_HOSTS:
-        subprocess.run(
-            ["docker", "exec", "-d", name, "bash", "-c", GRABBER % {"port": TAKEN_PORT}], check=True, timeout=60
-        )
+        # Detached (docker exec -d): labkit.docker_exec waits for its command, docker_popen holds it.
+        labkit.run(["docker", "exec", "-d", name, "bash", "-c", GRABBER % {"port": TAKEN_PORT}], timeout=60)
     try:
-        run = ansible_playbook("converge.yml", "-e", "pgbouncer_listen_port=%d" % TAKEN_PORT, json_output=True)
-        holders = {name: docker_exec(name, "ss -Hltnp 'sport = :%d'" % TAKEN_PORT).stdout for name in PGBOUNCER_HOSTS}
+        run = labkit.play("converge.yml", "-e", "pgbouncer_listen_port=%d" % TAKEN_PORT, timeout=600, env=json_env())
+        holders = {
+            name: labkit.docker_exec(name, "ss -Hltnp 'sport = :%d'" % TAKEN_PORT, sh="bash", check=False).stdout
+            for name in PGBOUNCER_HOSTS
+        }
     finally:
         for name in PGBOUNCER_HOSTS:
-            docker_exec(name, STOP_GRABBER)
-    assert run.returncode != 0
-    failures = failure_messages(run.json)
+            labkit.docker_exec(name, STOP_GRABBER, sh="bash", check=False)
+    assert run.rc != 0
+    failures = failure_messages(run)
     for name in PGBOUNCER_HOSTS:
         assert "python3" in holders[name], "%s: the port was never taken, nothing was tested: %s" % (
             name,
@@ -194,7 +195,7 @@ def test_a_configuration_that_does_not_come_up_is_rolled_back_and_pgbouncer_keep
         # The previous files (and no backup copies), PgBouncer on the previous port, serving clients.
         after = fingerprint(name)
         assert re.sub(r"MainPID=\d+", "", after) == re.sub(r"MainPID=\d+", "", before[name]), after
-        assert docker_exec(name, "systemctl is-active pgbouncer").stdout.strip() == "active"
+        assert labkit.docker_exec(name, "systemctl is-active pgbouncer", check=False).stdout.strip() == "active"
         query = psql(name, "SELECT 1")
         assert (query.returncode, query.stdout.strip()) == (0, "1"), query.stderr
         shown = psql(name, "SHOW CONFIG", **ADMIN)
@@ -204,8 +205,8 @@ def test_a_configuration_that_does_not_come_up_is_rolled_back_and_pgbouncer_keep
 
 def test_the_restart_policy_drop_in_is_in_force():
     for name in PGBOUNCER_HOSTS:
-        shown = docker_exec(
-            name, "systemctl show --property=Restart,RestartUSec,StartLimitIntervalUSec pgbouncer", check=True
+        shown = labkit.docker_exec(
+            name, "systemctl show --property=Restart,RestartUSec,StartLimitIntervalUSec pgbouncer", sh="bash"
         ).stdout.split()
         assert sorted(shown) == ["Restart=on-failure", "RestartUSec=1s", "StartLimitIntervalUSec=0"], shown
 
@@ -232,10 +233,9 @@ def test_kill_9_under_load_pgbouncer_comes_back_by_itself(name):
     """pgbench runs through PgBouncer; kill -9 of its main process (what the OOM killer does)."""
     env = {"PGPASSWORD": LAB["lab_app_password"]}
     old_pid = main_pid(name)
-    restarts = docker_exec(name, "systemctl show --property NRestarts --value pgbouncer", check=True).stdout.strip()
-    argv = ["docker", "exec", "-e", "PGPASSWORD=" + env["PGPASSWORD"], "-u", "postgres", DB_HOST, "bash", "-c"]
-    load = subprocess.Popen(
-        argv + [LOAD % {"target": name}], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    restarts = labkit.docker_exec(name, "systemctl show --property NRestarts --value pgbouncer").stdout.strip()
+    load = labkit.docker_popen(
+        DB_HOST, LOAD % {"target": name}, env=env, user="postgres", sh="bash", stderr=subprocess.STDOUT
     )
     try:
         deadline = time.monotonic() + 60
@@ -246,8 +246,10 @@ def test_kill_9_under_load_pgbouncer_comes_back_by_itself(name):
             time.sleep(0.5)
         else:
             pytest.fail("pgbench never had 20 clients through %s: %s" % (name, pools))
-        killed = docker_exec(name, "kill -9 %s && date +%%s.%%N" % shlex.quote(old_pid), check=True).stdout.strip()
-        back = docker_exec(DB_HOST, RECOVERY % {"target": name, "seconds": 60}, env=env, timeout=120)
+        killed = labkit.docker_exec(name, "kill -9 %s && date +%%s.%%N" % shlex.quote(old_pid)).stdout.strip()
+        back = labkit.docker_exec(
+            DB_HOST, RECOVERY % {"target": name, "seconds": 60}, env=env, sh="bash", timeout=120, check=False
+        )
         output = load.communicate(timeout=120)[0]
     finally:
         if load.poll() is None:
@@ -256,7 +258,7 @@ def test_kill_9_under_load_pgbouncer_comes_back_by_itself(name):
     seconds = float(back.stdout.split("back_at=")[1].split()[0]) - float(killed)
     new_pid = main_pid(name)
     assert new_pid not in ("0", old_pid), (old_pid, new_pid)
-    now = docker_exec(name, "systemctl show --property NRestarts --value pgbouncer", check=True).stdout.strip()
+    now = labkit.docker_exec(name, "systemctl show --property NRestarts --value pgbouncer", sh="bash").stdout.strip()
     assert int(now) > int(restarts), (restarts, now)  # systemd restarted it (Restart=), nobody else
     assert re.search(r"^progress: .* [1-9][0-9.]* tps", output, re.MULTILINE), output  # pgbench was served before
     assert seconds < 15, "%s: %.1f s until a query through PgBouncer worked again" % (name, seconds)
@@ -268,22 +270,24 @@ def test_kill_9_under_load_pgbouncer_comes_back_by_itself(name):
 
 def test_the_disable_entry_point_stops_pgbouncer_idempotently_and_safely_in_check_mode():
     name = "pgbouncer-bookworm"
-    check = ansible_playbook("disable.yml", "--check", "--limit", name)
-    assert check.returncode == 0, check.stdout[-3000:]
-    assert recap(check.stdout)[name]["changed"] == 1, check.stdout
-    assert docker_exec(name, "systemctl is-active pgbouncer").stdout.strip() == "active"
+    check = labkit.play("disable.yml", "--check", "--limit", name, timeout=600)
+    assert check.rc == 0, check.stdout[-3000:]
+    assert check.host(name)["changed"] == 1, check.stdout
+    assert labkit.docker_exec(name, "systemctl is-active pgbouncer", check=False).stdout.strip() == "active"
     try:
-        first = ansible_playbook("disable.yml", "--limit", name)
-        assert first.returncode == 0, first.stdout[-3000:]
-        assert recap(first.stdout)[name]["changed"] == 1, first.stdout
-        state = docker_exec(name, "systemctl is-active pgbouncer; systemctl is-enabled pgbouncer").stdout.split()
+        first = labkit.play("disable.yml", "--limit", name, timeout=600)
+        assert first.rc == 0, first.stdout[-3000:]
+        assert first.host(name)["changed"] == 1, first.stdout
+        state = labkit.docker_exec(
+            name, "systemctl is-active pgbouncer; systemctl is-enabled pgbouncer", sh="bash", check=False
+        ).stdout.split()
         assert state == ["inactive", "disabled"], state
         time.sleep(3)  # a clean stop: Restart=on-failure must not start it again
-        assert docker_exec(name, "systemctl is-active pgbouncer").stdout.strip() == "inactive"
-        again = ansible_playbook("disable.yml", "--limit", name)
-        assert again.returncode == 0 and recap(again.stdout)[name]["changed"] == 0, again.stdout
+        assert labkit.docker_exec(name, "systemctl is-active pgbouncer", check=False).stdout.strip() == "inactive"
+        again = labkit.play("disable.yml", "--limit", name, timeout=600)
+        assert again.rc == 0 and again.host(name)["changed"] == 0, again.stdout
     finally:
-        docker_exec(name, "systemctl enable --now pgbouncer", check=True)
+        labkit.docker_exec(name, "systemctl enable --now pgbouncer", sh="bash")
     deadline = time.monotonic() + 30
     while psql(name, "SELECT 1").returncode != 0 and time.monotonic() < deadline:
         time.sleep(0.5)

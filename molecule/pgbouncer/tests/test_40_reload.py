@@ -14,7 +14,8 @@ import re
 import subprocess
 import time
 
-from pgblab import DB_HOST, LAB, PGBOUNCER_HOSTS, ansible_playbook, docker_exec, psql, recap
+import labkit
+from pgblab import DB_HOST, LAB, PGBOUNCER_HOSTS, main_pid, psql
 
 testinfra_hosts = [DB_HOST]
 
@@ -29,30 +30,20 @@ wait
 """
 
 
-def main_pid(name):
-    return docker_exec(name, "systemctl show --property MainPID --value pgbouncer", check=True).stdout.strip()
-
-
 def start_load(target):
-    argv = [
-        "docker",
-        "exec",
-        "-u",
-        "postgres",
-        "-w",
-        "/",
-        "-e",
-        "APP_PASSWORD=" + LAB["lab_app_password"],
+    return labkit.docker_popen(
         DB_HOST,
-        "bash",
-        "-c",
         LOAD % {"clients": CLIENTS, "target": target},
-    ]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        env={"APP_PASSWORD": LAB["lab_app_password"]},
+        user="postgres",
+        workdir="/",
+        sh="bash",
+        stderr=subprocess.STDOUT,
+    )
 
 
 def stop_load(target, proc):
-    docker_exec(DB_HOST, "kill -TERM $(cat /tmp/reload-load-%s.pid)" % target, user="postgres")
+    labkit.docker_exec(DB_HOST, "kill -TERM $(cat /tmp/reload-load-%s.pid)" % target, user="postgres", check=False)
     try:
         return proc.communicate(timeout=60)[0]
     finally:
@@ -97,28 +88,29 @@ def test_a_new_default_pool_size_is_reloaded_while_pgbench_clients_stay_connecte
     try:
         for name in PGBOUNCER_HOSTS:
             assert wait_for_clients(name, CLIENTS) == CLIENTS
-        run = ansible_playbook(
+        run = labkit.play(
             "converge.yml",
             "-e",
             "pgbouncer_default_pool_size=%d" % NEW_POOL_SIZE,
             "-e",
             "pgbouncer_restart_sec=%d" % NEW_RESTART_SEC,
+            timeout=600,
         )
         time.sleep(3)  # a few more seconds of traffic on the reloaded configuration
         still_connected = {name: app_clients(name) for name in PGBOUNCER_HOSTS}
     finally:
         for name, proc in loads.items():
             outputs[name] = stop_load(name, proc)
-    output = run.stdout + run.stderr
-    assert run.returncode == 0, output
+    output = run.output
+    assert run.rc == 0, output
     assert tasks_changed(output, "Reload PgBouncer (connected clients stay connected)") == set(PGBOUNCER_HOSTS), output
     assert tasks_changed(output, "Restart PgBouncer (a startup-only setting or the open-files limit changed)") == set()
-    hosts = recap(output)
+    hosts = run.recap
     for name in PGBOUNCER_HOSTS:
         assert hosts[name]["changed"] >= 1, output
         assert main_pid(name) == pids[name], "%s was restarted, not reloaded" % name
         assert running_setting(name, "default_pool_size") == str(NEW_POOL_SIZE)
-        restart_sec = docker_exec(name, "systemctl show --property RestartUSec --value pgbouncer", check=True)
+        restart_sec = labkit.docker_exec(name, "systemctl show --property RestartUSec --value pgbouncer", sh="bash")
         assert restart_sec.stdout.strip() == "%ds" % NEW_RESTART_SEC
         assert still_connected[name] == CLIENTS, still_connected
         load = outputs[name]
@@ -129,5 +121,7 @@ def test_a_new_default_pool_size_is_reloaded_while_pgbench_clients_stay_connecte
         # pgbench ran through the whole role run and kept serving transactions until it was stopped.
         assert float(progress[-1][0]) >= run.seconds, (run.seconds, progress[-1])
         assert all(float(line[1]) > 0 for line in progress[-3:]), progress[-5:]
-        log = docker_exec(name, "grep -c 'got SIGHUP, re-reading config' /var/log/pgbouncer/pgbouncer.log").stdout
+        log = labkit.docker_exec(
+            name, "grep -c 'got SIGHUP, re-reading config' /var/log/pgbouncer/pgbouncer.log", sh="bash", check=False
+        ).stdout
         assert int(log.strip() or 0) >= 1

@@ -25,6 +25,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[3]
 AWX_PLAYBOOK = REPO / "playbooks" / "awx.yml"
 TEMPLATES_FILE = REPO / "playbooks" / "vars" / "awx_job_templates.yml"
+WORKFLOW_FILE = REPO / "playbooks" / "vars" / "awx_workflow.yml"
 ROLLBACK = REPO / "playbooks" / "rollback.yml"
 VALIDATE = REPO / "playbooks" / "validate.yml"
 ROLLBACK_SPEC = REPO / "playbooks" / "specs" / "rollback.yml"
@@ -51,6 +52,8 @@ VALID_ARGS = {
     "awx_machine_credential": "deploy ssh",
     "awx_vault_credential": "scaling vault",
     "awx_rollback_extra_credentials": ["route53"],
+    "awx_workflow_database_name": "connect_yw_staging",
+    "awx_notification_template": "ops alerts",
 }
 
 
@@ -63,6 +66,11 @@ def load_yaml(path):
 def templates():
     data = load_yaml(TEMPLATES_FILE)["awx_job_templates"]
     return {template["name"]: template for template in data}
+
+
+@pytest.fixture(scope="module")
+def workflow():
+    return load_yaml(WORKFLOW_FILE)["awx_workflow"]
 
 
 @pytest.fixture(scope="module")
@@ -326,6 +334,79 @@ def _pauses(node):
             yield from _pauses(value)
 
 
+# ---- the workflow's data ----
+
+LINK_KINDS = ("success", "failure", "always")
+# The shape the runbook asks for, spelled out: the data file must declare exactly this.
+WORKFLOW_LINKS = {
+    ("deploy", "success", "verify"),
+    ("deploy", "failure", "rollback-code"),
+    ("verify", "failure", "rollback-code"),
+    ("rollback-code", "always", "approve-database-restore"),
+    ("approve-database-restore", "success", "restore-database"),
+}
+
+
+def workflow_links(workflow):
+    return {
+        (n["identifier"], kind, child) for n in workflow["nodes"] for kind in LINK_KINDS for child in n.get(kind, [])
+    }
+
+
+def rollback_parts_of(node):
+    return set((node.get("extra_data") or {}).get("rollback_parts", []))
+
+
+def test_the_workflow_is_deploy_verify_and_rollback_on_failure(workflow):
+    assert workflow_links(workflow) == WORKFLOW_LINKS
+    nodes = {n["identifier"]: n for n in workflow["nodes"]}
+    assert nodes["deploy"]["template"] == "deploy" and nodes["verify"]["template"] == "verify"
+    for failed in ("deploy", "verify"):
+        (target,) = nodes[failed]["failure"]
+        assert nodes[target]["template"] == "rollback" and rollback_parts_of(nodes[target]) == {"code"}
+
+
+def test_every_database_restore_waits_for_an_approval(workflow):
+    """With the approval nodes taken out, no node that restores the database can be reached."""
+    nodes = {n["identifier"]: n for n in workflow["nodes"]}
+    restores = {i for i, n in nodes.items() if "database" in rollback_parts_of(n)}
+    assert restores == {"restore-database"}
+    assert nodes["restore-database"].get("confirm_database") is True
+    children = {i for n in nodes.values() for kind in LINK_KINDS for i in n.get(kind, [])}
+    todo = [i for i in nodes if i not in children]
+    assert todo == ["deploy"], "deploy should be the only root"
+    reached = set()
+    while todo:
+        current = todo.pop()
+        if current in reached or "approval" in nodes[current]:
+            continue
+        reached.add(current)
+        todo.extend(i for kind in LINK_KINDS for i in nodes[current].get(kind, []))
+    assert not reached & restores
+
+
+def test_every_workflow_node_runs_a_declared_template_with_answers_its_survey_takes(workflow, templates):
+    identifiers = [n["identifier"] for n in workflow["nodes"]]
+    assert len(identifiers) == len(set(identifiers))
+    for node in workflow["nodes"]:
+        assert ("template" in node) != ("approval" in node), node["identifier"]
+        for kind in LINK_KINDS:
+            assert set(node.get(kind, [])) <= set(identifiers), node["identifier"]
+        if "approval" in node:
+            assert node["approval"]["name"] and node["approval"]["description"]
+            continue
+        template = templates[node["template"]]
+        answers = dict(node.get("extra_data") or {})
+        if node.get("confirm_database"):
+            answers["rollback_database_confirm"] = "a database name"
+        questions = {q["variable"]: q for q in (template["survey"] or {}).get("spec", [])}
+        for variable, answer in answers.items():
+            where = "%s: %s" % (node["identifier"], variable)
+            assert variable in questions, "%s is no survey question of %s" % (where, template["name"])
+            if questions[variable]["type"] == "multiselect":
+                assert isinstance(answer, list) and set(answer) <= set(questions[variable]["choices"])
+
+
 # ---- the playbook ----
 
 
@@ -362,6 +443,15 @@ def test_syntax_check_passes():
             {"awx_environment": "prod", "awx_machine_credential": "", "awx_rollback_extra_credentials": "route53"},
             ["awx_environment", "awx_machine_credential", "awx_rollback_extra_credentials"],
         ),
+        (
+            {
+                "awx_workflow_database_name": " ",
+                "awx_workflow_approval_timeout": "soon",
+                "awx_notification_template": 3,
+            },
+            ["awx_workflow_database_name", "awx_workflow_approval_timeout", "awx_notification_template"],
+        ),
+        ({"awx_workflow_approval_timeout": -1}, ["awx_workflow_approval_timeout"]),
     ],
 )
 def test_bad_input_is_refused_before_awx_is_contacted(fake_awx, bad, named):
@@ -396,6 +486,29 @@ class FakeAWX:
         "inventories": "inventory",
         "inventory_sources": "inventory_source",
         "job_templates": "job_template",
+        "workflow_job_templates": "workflow_job_template",
+        "workflow_job_template_nodes": "workflow_job_template_node",
+        "workflow_approval_templates": "workflow_approval_template",
+        "notification_templates": "notification_template",
+    }
+    # What /api/v2/unified_job_templates/ lists: everything a workflow node can run.
+    UNIFIED = (
+        "projects",
+        "inventory_sources",
+        "job_templates",
+        "workflow_job_templates",
+        "workflow_approval_templates",
+    )
+    # Related lists: where their members live.
+    ASSOCIATIONS = {
+        "credentials": "credentials",
+        "notification_templates_started": "notification_templates",
+        "notification_templates_success": "notification_templates",
+        "notification_templates_error": "notification_templates",
+        "notification_templates_approvals": "notification_templates",
+        "success_nodes": "workflow_job_template_nodes",
+        "failure_nodes": "workflow_job_template_nodes",
+        "always_nodes": "workflow_job_template_nodes",
     }
 
     def __init__(self):
@@ -408,6 +521,7 @@ class FakeAWX:
         self.add("organizations", name="Ops")
         for name in ("deploy ssh", "scaling vault", "route53"):
             self.add("credentials", name=name, organization=1)
+        self.add("notification_templates", name="ops alerts", organization=1)
 
     def add(self, collection, **fields):
         self.last_id += 1
@@ -415,8 +529,69 @@ class FakeAWX:
         url = "/api/v2/%s/%d/" % (collection, oid)
         related = {"survey_spec": url + "survey_spec/", "credentials": url + "credentials/", "update": url + "update/"}
         obj = dict(fields, id=oid, type=self.TYPES[collection], url=url, related=related, summary_fields={})
+        if collection == "job_templates" and "organization" not in fields:
+            obj["organization"] = self.objects["projects"].get(fields.get("project"), {}).get("organization")
         self.objects[collection][oid] = obj
+        self.relate(obj)
         return obj
+
+    def relate(self, obj):
+        """A node's related URL of what it runs (the awx.awx module reads an approval's template there)."""
+        if obj["type"] == "workflow_job_template_node":
+            ujt = self.unified(obj.get("unified_job_template"))
+            if ujt is not None:
+                obj["related"]["unified_job_template"] = ujt["url"]
+
+    def unified(self, oid):
+        for collection in self.UNIFIED:
+            if oid in self.objects[collection]:
+                return self.objects[collection][oid]
+        return None
+
+    def node_prompt_errors(self, node):
+        """What AWX refuses in a node's extra_data for a job template: variables it does not prompt for
+        (no survey question, no prompt on launch) and survey answers outside the choices."""
+        template = self.objects["job_templates"].get(node.get("unified_job_template"))
+        extra = node.get("extra_data") or {}
+        if template is None or not extra:
+            return []
+        questions = {q["variable"]: q for q in self.surveys.get(template["id"], {}).get("spec", [])}
+        if template.get("ask_variables_on_launch"):
+            return []
+        errors = []
+        for variable, answer in extra.items():
+            question = questions.get(variable) if template.get("survey_enabled") else None
+            if question is None:
+                errors.append("Variables %s are not allowed on launch." % variable)
+            elif question["type"] == "multiselect":
+                if not isinstance(answer, list) or not set(answer) <= set(question["choices"]):
+                    errors.append("%s: %r is not a list of the choices" % (variable, answer))
+            elif question["type"] == "multiplechoice" and answer not in question["choices"]:
+                errors.append("%s: %r is not one of the choices" % (variable, answer))
+            elif question["type"] in ("text", "textarea", "password") and not isinstance(answer, str):
+                errors.append("%s: %r is not text" % (variable, answer))
+        return errors
+
+    def link_error(self, parent, kind, child):
+        """AWX's rules for a link: same workflow, no cycle, and a node has either always links or others."""
+        if child is None or child["workflow_job_template"] != parent["workflow_job_template"]:
+            return "node of another workflow"
+        kinds = {k for k in ("success_nodes", "failure_nodes", "always_nodes") if self.links(parent, k)} | {kind}
+        if "always_nodes" in kinds and len(kinds) > 1:
+            return "Cannot associate always nodes with success or failure nodes."
+        todo, seen = [child["id"]], set()
+        while todo:
+            current = todo.pop()
+            if current == parent["id"]:
+                return "Cycle detected."
+            if current not in seen:
+                seen.add(current)
+                for k in ("success_nodes", "failure_nodes", "always_nodes"):
+                    todo.extend(self.associations.get(("workflow_job_template_nodes", current, k), []))
+        return None
+
+    def links(self, node, kind):
+        return self.associations.get(("workflow_job_template_nodes", node["id"], kind), [])
 
     def finished_sync(self, project):
         """A project update that has already succeeded (AWX syncs on create and on request)."""
@@ -461,6 +636,21 @@ class FakeAWX:
                 return {"playbook": ["Playbook not found for project."]}
             if merged.get("job_type") not in ("run", "check"):
                 return {"job_type": ["not a valid choice"]}
+        if collection == "workflow_job_template_nodes":
+            if merged.get("workflow_job_template") not in self.objects["workflow_job_templates"]:
+                return {"workflow_job_template": ["required"]}
+            if "unified_job_template" in merged and self.unified(merged["unified_job_template"]) is None:
+                return {"unified_job_template": ["not found"]}
+            same = [
+                n for n in self.objects[collection].values()
+                if n["workflow_job_template"] == merged["workflow_job_template"]
+                and n["identifier"] == merged.get("identifier") and n is not existing
+            ]  # fmt: skip
+            if same:
+                return {"__all__": ["identifier must be unique within the workflow"]}
+            errors = self.node_prompt_errors(merged)
+            if errors:
+                return {"extra_data": errors}
         if collection == "inventory_sources" and merged.get("source") == "scm":
             if merged.get("source_project") not in self.objects["projects"]:
                 return {"source_project": ["required for scm"]}
@@ -471,6 +661,9 @@ class FakeAWX:
     def handle(self, method, path, query, body):
         parts = [unquote(p) for p in path.strip("/").split("/")][2:]  # after api/v2
         collection = parts[0] if parts else ""
+        if collection == "unified_job_templates" and len(parts) == 1 and method == "GET":
+            results = [o for c in self.UNIFIED for o in self.find(c, query)]
+            return 200, {"count": len(results), "next": None, "previous": None, "results": results}
         if collection not in self.TYPES:
             return 404, {"detail": "Not found."}
         if len(parts) == 1 and method == "GET":
@@ -497,6 +690,7 @@ class FakeAWX:
             if error:
                 return 400, error
             obj.update(body)
+            self.relate(obj)
             return 200, obj
         related = parts[2]
         if related == "survey_spec" and method == "GET":
@@ -507,19 +701,32 @@ class FakeAWX:
                 return 400, {"error": "; ".join(errors)}
             self.surveys[obj["id"]] = body
             return 200, {}
-        if related == "credentials":
+        if related in self.ASSOCIATIONS:
+            members = self.objects[self.ASSOCIATIONS[related]]
             key = (collection, obj["id"], related)
             ids = self.associations.setdefault(key, [])
             if method == "GET":
-                results = [self.objects["credentials"][i] for i in ids]
+                results = [members[i] for i in ids]
                 return 200, {"count": len(results), "next": None, "previous": None, "results": results}
             if body.get("disassociate"):
                 ids.remove(body["id"])
-            elif body["id"] in self.objects["credentials"]:
-                ids.append(body["id"])
-            else:
-                return 400, {"msg": "no such credential"}
+                return 204, None
+            if body["id"] not in members:
+                return 400, {"msg": "no such %s" % self.ASSOCIATIONS[related]}
+            if collection == "workflow_job_template_nodes":
+                error = self.link_error(obj, related, members.get(body["id"]))
+                if error:
+                    return 400, {"Error": error}
+            ids.append(body["id"])
             return 204, None
+        if related == "create_approval_template" and method == "POST" and collection == "workflow_job_template_nodes":
+            fields = {k: body[k] for k in ("name", "description", "timeout") if k in body}
+            if obj.get("unified_job_template") is not None or not fields.get("name"):
+                return 400, {"detail": "the node runs something already, or the approval has no name"}
+            approval = self.add("workflow_approval_templates", **fields)
+            obj["unified_job_template"] = approval["id"]
+            self.relate(obj)
+            return 201, approval
         if related == "update" and method == "POST" and collection == "projects":
             update = self.finished_sync(obj)
             return 202, {"id": update["id"], "url": update["url"], "project_update": update["id"]}
@@ -566,15 +773,18 @@ def fake_awx():
 
 @pytest.fixture(scope="module")
 def declared(fake_awx):
-    """Run the playbook twice against the stand-in; keep both outputs."""
+    """Run the playbook twice against the stand-in; keep both outputs and the second run's requests.
+
+    The second run names no notification template: it must leave the workflow's notifications alone."""
     fake_awx.requests.clear()
     first = run_awx_playbook(VALID_ARGS, fake_awx.base_url)
-    second = run_awx_playbook(VALID_ARGS, fake_awx.base_url)
-    return fake_awx, first, second
+    split = len(fake_awx.requests)
+    second = run_awx_playbook(dict(VALID_ARGS, awx_notification_template=""), fake_awx.base_url)
+    return fake_awx, first, second, fake_awx.requests[split:]
 
 
 def test_first_run_declares_project_inventory_and_templates(declared, templates):
-    awx, (code, output), _second = declared
+    awx, (code, output), _second, _requests = declared
     assert code == 0, output
     prefix = "ywmessaging.scaling staging"
     project = awx.named("projects")[prefix]
@@ -611,12 +821,55 @@ def test_first_run_declares_project_inventory_and_templates(declared, templates)
 
 
 def test_second_run_changes_nothing(declared):
-    awx, _first, (code, output) = declared
+    awx, _first, (code, output), requests = declared
     assert code == 0, output
     recap = re.search(r"localhost\s*:\s*ok=(\d+)\s+changed=(\d+).*failed=(\d+)", output)
     assert recap, output
     assert recap.group(2) == "0", output
     assert len(awx.objects["job_templates"]) == 3 and len(awx.objects["projects"]) == 1
+    assert len(awx.objects["workflow_job_templates"]) == 1 and len(awx.objects["workflow_approval_templates"]) == 1
+    assert len(awx.objects["workflow_job_template_nodes"]) == 5
+    # Without awx_notification_template nothing about notifications is looked up or sent.
+    assert requests and not [r for r in requests if "notification_templates" in r[1]], requests
+
+
+def test_first_run_declares_the_workflow(declared, workflow):
+    awx, (code, output), _second, _requests = declared
+    assert code == 0, output
+    prefix = "ywmessaging.scaling staging"
+    wfjt = awx.named("workflow_job_templates")[prefix + " deploy workflow"]
+    assert wfjt["organization"] == 1 and wfjt["allow_simultaneous"] is False
+    assert wfjt["ask_variables_on_launch"] is False and wfjt["survey_enabled"] is False
+    nodes = {n["identifier"]: n for n in awx.objects["workflow_job_template_nodes"].values()}
+    assert set(nodes) == {n["identifier"] for n in workflow["nodes"]}
+    assert {n["workflow_job_template"] for n in nodes.values()} == {wfjt["id"]}
+    jts = awx.named("job_templates")
+    for node in workflow["nodes"]:
+        declared_node = nodes[node["identifier"]]
+        if "template" in node:
+            assert declared_node["unified_job_template"] == jts["%s %s" % (prefix, node["template"])]["id"], node
+        else:
+            approval = awx.objects["workflow_approval_templates"][declared_node["unified_job_template"]]
+            assert approval["name"] == "%s %s" % (prefix, node["approval"]["name"])
+            assert approval["timeout"] == 14400 and approval["description"] == node["approval"]["description"]
+    assert nodes["rollback-code"]["extra_data"] == {"rollback_parts": ["code"]}
+    assert nodes["restore-database"]["extra_data"] == {
+        "rollback_parts": ["database"],
+        "rollback_database_confirm": VALID_ARGS["awx_workflow_database_name"],
+    }
+    for plain in ("deploy", "verify", "approve-database-restore"):
+        assert not nodes[plain].get("extra_data"), plain
+    by_id = {n["id"]: i for i, n in nodes.items()}
+    links = {
+        (by_id[node_id], kind.replace("_nodes", ""), by_id[child])
+        for (collection, node_id, kind), children in awx.associations.items()
+        if collection == "workflow_job_template_nodes"
+        for child in children
+    }
+    assert links == WORKFLOW_LINKS
+    alerts = awx.named("notification_templates")["ops alerts"]["id"]
+    notified = {k[2]: v for k, v in awx.associations.items() if k[:2] == ("workflow_job_templates", wfjt["id"])}
+    assert notified == {"notification_templates_error": [alerts], "notification_templates_approvals": [alerts]}
 
 
 def test_the_stand_in_refuses_what_awx_refuses(fake_awx):
@@ -633,3 +886,17 @@ def test_the_stand_in_refuses_what_awx_refuses(fake_awx):
     status, answer = fake_awx.handle("POST", jt["url"] + "survey_spec/", {}, bad_survey)
     assert status == 400 and "choices missing" in answer["error"]
     assert jt["id"] not in fake_awx.surveys
+    # Workflows: answers a template does not ask for, a cycle, always links mixed with others.
+    wfjt = fake_awx.add("workflow_job_templates", name="probe", organization=1)
+    node = {"workflow_job_template": wfjt["id"], "unified_job_template": jt["id"]}
+    status, answer = fake_awx.handle(
+        "POST", "/api/v2/workflow_job_template_nodes/", {}, dict(node, identifier="a", extra_data={"x": 1})
+    )
+    assert status == 400 and "not allowed on launch" in str(answer)
+    first, second = (fake_awx.handle("POST", "/api/v2/workflow_job_template_nodes/", {}, dict(node, identifier=i))[1]
+                     for i in ("a", "b"))  # fmt: skip
+    assert fake_awx.handle("POST", first["url"] + "success_nodes/", {}, {"id": second["id"]})[0] == 204
+    status, answer = fake_awx.handle("POST", second["url"] + "failure_nodes/", {}, {"id": first["id"]})
+    assert (status, answer) == (400, {"Error": "Cycle detected."})
+    status, answer = fake_awx.handle("POST", first["url"] + "always_nodes/", {}, {"id": second["id"]})
+    assert status == 400 and "always" in answer["Error"]
