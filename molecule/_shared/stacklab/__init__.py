@@ -110,12 +110,12 @@ class PathLoad(labkit.RemoteScript):
         super().__init__(
             container(CLIENT), API_CLIENT, LB, DOMAIN, ROOT_CA, stop, token, *paths, stop_file=stop, warmup=2
         )
-        self.counts, self.bad, self.served_by = {}, [], {}
+        self.counts, self.bad, self.served_by, self.errors = {}, [], {}, []
 
     def finish(self, cooldown=1):
         result = super().finish(cooldown=cooldown)
-        self.counts, self.bad, self.served_by = result["counts"], result["bad"], result["served_by"]
-        self.errors = result["errors"]
+        self.counts, self.bad = result["counts"], result["bad"]
+        self.served_by, self.errors = result["served_by"], result["errors"]
         return self
 
     def count(self, path, status):
