@@ -75,3 +75,21 @@ def test_the_examples_differ_where_staging_must_not_touch_production():
     assert f"{staging['rollback_dns_record']}.{staging['rollback_dns_zone']}" == staging["api_domain"]
     assert f"{prod['rollback_dns_record']}.{prod['rollback_dns_zone']}" == prod["api_domain"]
     assert staging.get("pgbouncer_default_pool_size", 30) < prod.get("pgbouncer_default_pool_size", 30)
+
+
+def test_bad_values_on_every_tier_are_named_in_one_message(tmp_path):
+    """One bad value per role and per playbook: the one message names every one of them, whichever
+    host finds its problem first (a host's rescued problem must not hide the other hosts')."""
+    extra = {
+        "api_domain": "not a name",
+        "pgbouncer_listen_port": 70000,
+        "pg_backup_keep": 0,
+        "backend_node_service_name": "a b",
+        "nginx_lb_server_name": "a;b",
+        "certbot_contact_email": "nobody",
+        "verify_distribution_tolerance": 1,
+    }
+    proc = validate("production", tmp_path, "-e", json.dumps(extra))
+    assert proc.returncode != 0
+    message = proc.output[proc.output.index("input problem(s), found before any host was changed") :]
+    assert not [name for name in extra if name not in message], message
