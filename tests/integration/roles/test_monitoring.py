@@ -1,0 +1,366 @@
+"""The monitoring role's files, rendered by the role's own tasks (tasks_from: config, paths pointed
+at a scratch directory) for the example inventory inventories/production, then held to Prometheus's
+own tools: `promtool check config` / `check rules`, `amtool check-config`, and `promtool test rules`
+with a firing and a quiet case on either side of every alert's threshold.
+
+Needs promtool and amtool (Debian: prometheus, prometheus-alertmanager); without them the tests
+fail, they never skip."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+PRODUCTION = os.path.join(ROOT, "inventories", "production")
+
+PLAYBOOK = """
+- hosts: monitoring
+  gather_facts: false
+  tasks:
+    - ansible.builtin.include_role:
+        name: ywmessaging.scaling.monitoring
+        tasks_from: validate
+    - ansible.builtin.include_role:
+        name: ywmessaging.scaling.monitoring
+        tasks_from: config
+"""
+
+
+def tool(name, package):
+    path = shutil.which(name)
+    assert path, f"{name} is missing: install the Debian package {package} (apt-get install -y {package})"
+    return path
+
+
+def run_role(tmp_path, *extra):
+    """The role's validate + config entry points on the example's monitoring host, locally; the files
+    land in tmp_path/out. Returns the finished process (stdout + stderr in .output)."""
+    tool("promtool", "prometheus")  # the role's own `validate:` steps call them
+    tool("amtool", "prometheus-alertmanager")
+    out = tmp_path / "out"
+    (tmp_path / "play.yml").write_text(PLAYBOOK)
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    argv = [
+        os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), str(tmp_path / "play.yml"),
+        "-i", PRODUCTION, "-e", "ansible_connection=local", "-e", f"ansible_python_interpreter={sys.executable}",
+        "-e", "__monitoring_reload=false",
+        "-e", f"__monitoring_rules_dir={out}/rules", "-e", f"__monitoring_file_sd_dir={out}/file_sd",
+        "-e", f"__monitoring_prometheus_config={out}/prometheus.yml",
+        "-e", f"__monitoring_alertmanager_config={out}/alertmanager.yml",
+        *extra,
+    ]  # fmt: skip
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    proc.output = proc.stdout + proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("monitoring")
+    proc = run_role(tmp_path)
+    assert proc.returncode == 0, proc.output[-3000:]
+    return tmp_path / "out"
+
+
+def check(*argv):
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, f"{' '.join(argv)}:\n{proc.stdout}{proc.stderr}"
+    return proc.stdout + proc.stderr
+
+
+def test_the_examples_files_pass_promtool_and_amtool(rendered):
+    out = check(tool("promtool", "prometheus"), "check", "config", str(rendered / "prometheus.yml"))
+    assert "SUCCESS: 11 rules found" in out, out  # check config also read the rule file it names
+    check(tool("promtool", "prometheus"), "check", "rules", str(rendered / "rules" / "ywmessaging-alerts.yml"))
+    out = check(tool("amtool", "prometheus-alertmanager"), "check-config", str(rendered / "alertmanager.yml"))
+    assert " - 1 receivers" in out, out
+
+
+def test_the_examples_targets_come_from_its_groups(rendered):
+    def targets(job):
+        groups = json.loads((rendered / "file_sd" / f"{job}.json").read_text())
+        return [(group["targets"][0], group["labels"]["host"]) for group in groups]
+
+    assert targets("backend_health") == [
+        ("http://10.0.1.31:3000/health", "backend-1"),
+        ("http://10.0.1.32:3000/health", "backend-2"),
+        ("http://10.0.1.33:3000/health", "backend-3"),
+    ]
+    assert targets("balancer_https") == [("https://api.example.com/health", "api.example.com")]
+    assert targets("pgbouncer") == [("10.0.1.20:9127", "pgbouncer-1")]
+    assert targets("nginx") == [("10.0.1.40:9113", "lb-1")]
+    assert targets("alertmanager") == [("10.0.1.50:9093", "monitoring-1")]
+    assert [host for _, host in targets("node")] == [
+        "pgbouncer-1", "backend-1", "backend-2", "backend-3", "lb-1", "monitoring-1"]  # fmt: skip
+    assert targets("postgres") == [] and targets("redis") == []  # the example does not list them
+    config = yaml.safe_load((rendered / "prometheus.yml").read_text())
+    assert config["global"]["external_labels"] == {"environment": "production"}
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["backend_health"]["relabel_configs"][-1]["replacement"] == "127.0.0.1:9115"
+    assert jobs["backend"]["metrics_path"] == "/metrics"
+
+
+# ---------------------------------------------------------------------------------------------
+# promtool test rules: every alert, firing and quiet, at its default threshold
+# ---------------------------------------------------------------------------------------------
+
+PGB = 'job="pgbouncer",instance="10.0.1.20:9127",host="pgbouncer-1"'
+PGB2 = 'job="pgbouncer",instance="10.0.1.21:9127",host="pgbouncer-2"'
+B1 = 'job="backend",instance="10.0.1.31:3000",host="backend-1"'
+B2 = 'job="backend",instance="10.0.1.32:3000",host="backend-2"'
+H1 = 'job="backend_health",instance="http://10.0.1.31:3000/health",host="backend-1"'
+H2 = 'job="backend_health",instance="http://10.0.1.32:3000/health",host="backend-2"'
+LB = 'job="balancer_https",instance="https://api.example.com/health",host="api.example.com"'
+NODE = 'job="node",instance="10.0.1.31:9100",host="backend-1",device="/dev/sda1",fstype="ext4"'
+
+
+def series(name, labels, values):
+    return {"series": "%s{%s}" % (name, labels), "values": values}
+
+
+def labels_of(text):
+    return dict(pair.split("=", 1) for pair in text.split(",")) if text else {}
+
+
+# Each case: the input series, and when each alert is expected - [] means "quiet at that time".
+# An expected alert names its labels and the values its annotations must show.
+CASES = {
+    "PgBouncerPoolNearCapacity": {
+        "interval": "1m",
+        "input": [
+            # 24 of 30 server connections: exactly 80 % (the admin console's own pool is not counted)
+            series("pgbouncer_used_servers", PGB, "24x10"),
+            series("pgbouncer_pool_size", PGB + ',database="app"', "30x10"),
+            series("pgbouncer_pool_size", PGB + ',database="pgbouncer"', "2x10"),
+            # 23 of 30: below
+            series("pgbouncer_used_servers", PGB2, "23x10"),
+            series("pgbouncer_pool_size", PGB2 + ',database="app"', "30x10"),
+        ],
+        "expect": [
+            ("1m", []),  # pending: not yet 2m
+            ("3m", [(PGB, {"$value | humanizePercentage": "80%"})]),
+        ],
+    },
+    "BackendDown": {
+        "interval": "10s",
+        "input": [series("probe_success", H1, "1 1 0 0 0 0 0 0"), series("probe_success", H2, "1x7")],
+        "expect": [("30s", []), ("50s", [(H1, {})])],
+    },
+    "Backend5xxRateHigh": {
+        "interval": "1m",
+        "input": [
+            # 6 % of backend-1's responses are 5xx; 4.9 % of backend-2's
+            series("http_requests_total", B1 + ',status="200"', "0+94x10"),
+            series("http_requests_total", B1 + ',status="503"', "0+6x10"),
+            series("http_requests_total", B2 + ',status="200"', "0+951x10"),
+            series("http_requests_total", B2 + ',status="500"', "0+49x10"),
+        ],
+        "expect": [("2m", []), ("5m", [(B1, {"$value | humanizePercentage": "6%"})])],
+    },
+    "DatabaseLatencyHigh": {
+        "interval": "1m",
+        "input": [
+            # backend-1: 90 of 100 queries within 100 ms, p95 = 175 ms; backend-2: 96 of 100, p95 = 97 ms
+            series("db_query_duration_seconds_bucket", B1 + ',le="0.05"', "0+80x10"),
+            series("db_query_duration_seconds_bucket", B1 + ',le="0.1"', "0+90x10"),
+            series("db_query_duration_seconds_bucket", B1 + ',le="0.25"', "0+100x10"),
+            series("db_query_duration_seconds_bucket", B1 + ',le="+Inf"', "0+100x10"),
+            series("db_query_duration_seconds_bucket", B2 + ',le="0.05"', "0+80x10"),
+            series("db_query_duration_seconds_bucket", B2 + ',le="0.1"', "0+96x10"),
+            series("db_query_duration_seconds_bucket", B2 + ',le="0.25"', "0+100x10"),
+            series("db_query_duration_seconds_bucket", B2 + ',le="+Inf"', "0+100x10"),
+        ],
+        "expect": [("2m", []), ("5m", [(B1, {"$value | humanizeDuration": "175ms"})])],
+    },
+    "ScheduledJobRanTwice": {
+        "interval": "1m",
+        "input": [
+            # both backends executed run 1700000000 of recurring-messages; phone-recovery ran once per slot
+            series("job_last_run_slot_seconds", B1 + ',job_name="recurring-messages"', "1700000000x5"),
+            series("job_last_run_slot_seconds", B2 + ',job_name="recurring-messages"', "1699999940 1700000000x4"),
+            series("job_last_run_slot_seconds", B1 + ',job_name="phone-recovery"', "1700000000x5"),
+            series("job_last_run_slot_seconds", B2 + ',job_name="phone-recovery"', "1700000060x5"),
+        ],
+        "expect": [
+            ("0m", []),
+            ("1m", [('job_name="recurring-messages",run="1700000000"', {"$value": "2"})]),
+        ],
+    },
+    "BalancerHttpsDown": {
+        "interval": "30s",
+        "input": [series("probe_success", LB, "1 1 1 0 0 0 0 0 0")],
+        "expect": [("1m", []), ("2m", []), ("3m", [(LB, {})])],
+    },
+    "CertificateExpiringSoon": {
+        "interval": "1m",
+        "input": [
+            # promtool's clock starts at 0: 13 days left fires (below 14), 15 days left does not
+            series("probe_ssl_earliest_cert_expiry", LB, "1123200x30"),
+            series(
+                "probe_ssl_earliest_cert_expiry",
+                'job="balancer_https",instance="https://www.example.com/health",host="www.example.com"',
+                "1296000x30",
+            ),
+        ],
+        "expect": [("10m", []), ("20m", [(LB, {'$value | printf "%.1f"': "13.0"})])],
+    },
+    "TargetDown": {
+        "interval": "30s",
+        "input": [series("up", PGB, "1 0 0 0 0 0"), series("up", NODE.split(",device")[0], "1x5")],
+        "expect": [("1m", []), ("2m", [(PGB, {})])],
+    },
+    "PgBouncerClientsWaiting": {
+        "interval": "30s",
+        "input": [
+            series("pgbouncer_waiting_clients", PGB + ',database="app",user="app"', "3x6"),
+            series("pgbouncer_waiting_clients", PGB + ',database="other",user="app"', "0x6"),
+            series("pgbouncer_waiting_clients", PGB2 + ',database="app",user="app"', "0x6"),
+        ],
+        "expect": [("30s", []), ("2m", [(PGB, {"$value": "3"})])],
+    },
+    "DiskAlmostFull": {
+        "interval": "1m",
+        "input": [
+            # / has 9 % free; /var exactly 10 % (not below); a tmpfs at 1 % is not a disk
+            series("node_filesystem_avail_bytes", NODE + ',mountpoint="/"', "9x10"),
+            series("node_filesystem_size_bytes", NODE + ',mountpoint="/"', "100x10"),
+            series("node_filesystem_readonly", NODE + ',mountpoint="/"', "0x10"),
+            series("node_filesystem_avail_bytes", NODE + ',mountpoint="/var"', "10x10"),
+            series("node_filesystem_size_bytes", NODE + ',mountpoint="/var"', "100x10"),
+            series("node_filesystem_readonly", NODE + ',mountpoint="/var"', "0x10"),
+            series("node_filesystem_avail_bytes", NODE.replace("ext4", "tmpfs") + ',mountpoint="/run"', "1x10"),
+            series("node_filesystem_size_bytes", NODE.replace("ext4", "tmpfs") + ',mountpoint="/run"', "100x10"),
+            series("node_filesystem_readonly", NODE.replace("ext4", "tmpfs") + ',mountpoint="/run"', "0x10"),
+        ],
+        "expect": [("3m", []), ("6m", [(NODE + ',mountpoint="/"', {"$value | humanizePercentage": "9%"})])],
+    },
+    "DiskFillingUp": {
+        "interval": "1m",
+        "input": [
+            # /: 39 % free, losing 3 %/h (full within 24 h); /srv: 39 % free, steady; /data: 60 % free, falling
+            series("node_filesystem_avail_bytes", NODE + ',mountpoint="/"', "39-0.05x180"),
+            series("node_filesystem_size_bytes", NODE + ',mountpoint="/"', "100x180"),
+            series("node_filesystem_readonly", NODE + ',mountpoint="/"', "0x180"),
+            series("node_filesystem_avail_bytes", NODE + ',mountpoint="/srv"', "39x180"),
+            series("node_filesystem_size_bytes", NODE + ',mountpoint="/srv"', "100x180"),
+            series("node_filesystem_readonly", NODE + ',mountpoint="/srv"', "0x180"),
+            series("node_filesystem_avail_bytes", NODE + ',mountpoint="/data"', "60-0.05x180"),
+            series("node_filesystem_size_bytes", NODE + ',mountpoint="/data"', "100x180"),
+            series("node_filesystem_readonly", NODE + ',mountpoint="/data"', "0x180"),
+        ],
+        "expect": [("20m", []), ("2h", [(NODE + ',mountpoint="/"', {})])],
+    },
+}
+
+
+def rules_by_name(rules_file):
+    groups = yaml.safe_load(rules_file.read_text())["groups"]
+    return {rule["alert"]: rule for group in groups for rule in group["rules"]}
+
+
+def expected_alert(rule, labels, values):
+    """The alert promtool must report: the rule's labels plus the series', and its annotations with
+    every Prometheus template expression replaced by the value the test expects it to show."""
+    labels = {k: v.strip('"') for k, v in labels_of(labels).items()}
+    annotations = {}
+    for key, text in rule["annotations"].items():
+        text = text.replace("{{ $labels.%s }}" % "instance", labels.get("instance", ""))
+        for name, value in labels.items():
+            text = text.replace("{{ $labels.%s }}" % name, value)
+        for expression, shown in values.items():
+            text = text.replace("{{ %s }}" % expression, shown)
+        assert "{{" not in text, f"{rule['alert']}: the test gives no value for {text}"
+        annotations[key] = text
+    return {"exp_labels": dict(rule["labels"], **labels), "exp_annotations": annotations}
+
+
+def test_every_alert_fires_and_stays_quiet_on_either_side_of_its_threshold(rendered, tmp_path):
+    rules_file = rendered / "rules" / "ywmessaging-alerts.yml"
+    rules = rules_by_name(rules_file)
+    assert sorted(rules) == sorted(CASES), "every alert needs its promtool test"
+    tests = []
+    for alert, case in CASES.items():
+        checks = []
+        for eval_time, alerts in case["expect"]:
+            exp = [expected_alert(rules[alert], labels, values) for labels, values in alerts]
+            checks.append({"eval_time": eval_time, "alertname": alert, "exp_alerts": exp})
+        tests.append({"name": alert, "interval": case["interval"], "input_series": case["input"],
+                      "alert_rule_test": checks})  # fmt: skip
+        # every case proves both sides: a time or a series where the alert is quiet, and one where it fires
+        assert any(not alerts for _, alerts in case["expect"]) and any(alerts for _, alerts in case["expect"]), alert
+    test_file = tmp_path / "alerts_test.yml"
+    test_file.write_text(yaml.safe_dump({"rule_files": [str(rules_file)], "evaluation_interval": "10s", "tests": tests},
+                                        sort_keys=False))  # fmt: skip
+    out = check(tool("promtool", "prometheus"), "test", "rules", str(test_file))
+    assert "SUCCESS" in out, out
+
+
+# ---------------------------------------------------------------------------------------------
+# secrets and bad input
+# ---------------------------------------------------------------------------------------------
+
+SECRETS = {
+    "slack": "https://hooks.slack.example/services/T000/B000/SeCrEtSlAcKtOkEn",
+    "pagerduty": "0123456789abcdef0123456789abcdef",
+    "smtp": "smtp-pa$$word-SeCrEt",
+    "webhook": "https://hooks.example.net/alert?token=SeCrEtWeBhOoK",
+}
+CRITICAL = 'severity="critical"'
+
+
+def test_secrets_reach_the_file_and_never_the_output(tmp_path):
+    values = {
+        "monitoring_alertmanager_receivers": [
+            {"name": "oncall", "email_to": ["ops@example.com"], "slack_api_url": SECRETS["slack"],
+             "slack_channel": "#ops", "webhook_urls": [SECRETS["webhook"]]},
+            {"name": "pager", "pagerduty_routing_key": SECRETS["pagerduty"], "send_resolved": False},
+        ],
+        "monitoring_alertmanager_routes": [{"receiver": "pager", "matchers": [CRITICAL], "continue": True}],
+        "monitoring_alertmanager_smtp_auth_username": "alertmanager",
+        "monitoring_alertmanager_smtp_auth_password": SECRETS["smtp"],
+    }  # fmt: skip
+    (tmp_path / "vars.json").write_text(json.dumps(values))
+    proc = run_role(tmp_path, "-e", f"@{tmp_path / 'vars.json'}", "--diff", "-vv")
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert not [name for name, secret in SECRETS.items() if secret in proc.output], proc.output[-3000:]
+    path = tmp_path / "out" / "alertmanager.yml"
+    config = yaml.safe_load(path.read_text())
+    assert oct(path.stat().st_mode & 0o777) == "0o640"
+    receivers = {r["name"]: r for r in config["receivers"]}
+    slack = [{"api_url": SECRETS["slack"], "send_resolved": True, "channel": "#ops"}]
+    assert receivers["oncall"]["slack_configs"] == slack
+    assert receivers["oncall"]["webhook_configs"] == [{"url": SECRETS["webhook"], "send_resolved": True}]
+    assert receivers["pager"]["pagerduty_configs"] == [{"routing_key": SECRETS["pagerduty"], "send_resolved": False}]
+    assert config["global"]["smtp_auth_password"] == SECRETS["smtp"]
+    assert config["route"]["receiver"] == "oncall"
+    assert config["route"]["routes"] == [{"receiver": "pager", "matchers": [CRITICAL], "continue": True}]
+    check(tool("amtool", "prometheus-alertmanager"), "check-config", str(path))
+
+
+def test_bad_values_are_named_in_one_message_and_nothing_is_written(tmp_path):
+    bad = {
+        "monitoring_pgbouncer_pool_ratio": 1.5,
+        "monitoring_backend_down_for": "20 seconds",
+        "monitoring_balancer_probe_urls": ["http://api.example.com/health"],
+        "monitoring_alertmanager_receivers": [
+            {"name": "oncall", "email_to": ["not-an-address"]},
+            {"name": "quiet"},
+            {"name": "pager", "pagerduty_routing_key": "short-" + SECRETS["smtp"]},
+        ],
+        "monitoring_alertmanager_routes": [{"receiver": "nobody", "matchers": ["severity=critical"]}],
+    }
+    (tmp_path / "vars.json").write_text(json.dumps(bad))
+    proc = run_role(tmp_path, "-e", f"@{tmp_path / 'vars.json'}")
+    assert proc.returncode != 0
+    message = proc.output[proc.output.index("monitoring role: ") :]
+    for expected in ["monitoring_pgbouncer_pool_ratio", "monitoring_backend_down_for=20 seconds",
+                     "monitoring_balancer_probe_urls", "not-an-address", "['quiet']", "pagerduty_routing_key",
+                     "['nobody']", "severity=critical"]:  # fmt: skip
+        assert expected in message, (expected, message)
+    assert SECRETS["smtp"] not in proc.output
+    assert not (tmp_path / "out").exists()
