@@ -8,6 +8,7 @@ fail, they never skip."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -63,7 +64,7 @@ def run_role(tmp_path, *extra):
 def rendered(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("monitoring")
     proc = run_role(tmp_path)
-    assert proc.returncode == 0, proc.output[-3000:]
+    assert proc.returncode == 0 and recap_changed(proc.output) == [5], proc.output[-3000:]  # dirs, targets, 3 files
     return tmp_path / "out"
 
 
@@ -103,6 +104,23 @@ def test_the_examples_targets_come_from_its_groups(rendered):
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert jobs["backend_health"]["relabel_configs"][-1]["replacement"] == "127.0.0.1:9115"
     assert jobs["backend"]["metrics_path"] == "/metrics"
+
+
+def recap_changed(output):
+    return [int(n) for n in re.findall(r"^monitoring-1\s*:.*\bchanged=(\d+)", output, re.M)]
+
+
+def test_a_second_run_and_a_check_run_change_nothing(rendered):
+    again = run_role(rendered.parent)  # the fixture's first run wrote everything
+    assert again.returncode == 0 and recap_changed(again.output) == [0], again.output[-3000:]
+    checked = run_role(rendered.parent, "--check", "--diff")
+    assert checked.returncode == 0 and recap_changed(checked.output) == [0], checked.output[-3000:]
+
+
+def test_check_mode_on_a_new_host_writes_nothing(tmp_path):
+    proc = run_role(tmp_path, "--check")
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert not (tmp_path / "out").exists()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,6 +371,7 @@ def test_bad_values_are_named_in_one_message_and_nothing_is_written(tmp_path):
             {"name": "pager", "pagerduty_routing_key": "short-" + SECRETS["smtp"]},
         ],
         "monitoring_alertmanager_routes": [{"receiver": "nobody", "matchers": ["severity=critical"]}],
+        "monitoring_alertmanager_group_by": ["alertname", "alertname"],
     }
     (tmp_path / "vars.json").write_text(json.dumps(bad))
     proc = run_role(tmp_path, "-e", f"@{tmp_path / 'vars.json'}")
@@ -360,7 +379,8 @@ def test_bad_values_are_named_in_one_message_and_nothing_is_written(tmp_path):
     message = proc.output[proc.output.index("monitoring role: ") :]
     for expected in ["monitoring_pgbouncer_pool_ratio", "monitoring_backend_down_for=20 seconds",
                      "monitoring_balancer_probe_urls", "not-an-address", "['quiet']", "pagerduty_routing_key",
-                     "['nobody']", "severity=critical"]:  # fmt: skip
+                     "['nobody']", "severity=critical",
+                     "monitoring_alertmanager_group_by"]:  # fmt: skip
         assert expected in message, (expected, message)
     assert SECRETS["smtp"] not in proc.output
     assert not (tmp_path / "out").exists()
