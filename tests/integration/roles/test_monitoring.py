@@ -318,6 +318,44 @@ def test_every_alert_fires_and_stays_quiet_on_either_side_of_its_threshold(rende
     assert "SUCCESS" in out, out
 
 
+def test_every_threshold_and_duration_variable_reaches_its_rule(tmp_path):
+    changed = {
+        "monitoring_pgbouncer_pool_ratio": 0.9, "monitoring_pgbouncer_pool_capacity": 45,
+        "monitoring_pgbouncer_pool_for": "3m", "monitoring_backend_down_for": "15s",
+        "monitoring_backend_5xx_ratio": 0.02, "monitoring_backend_5xx_window": "5m", "monitoring_backend_5xx_for": "4m",
+        "monitoring_db_latency_seconds": 0.25, "monitoring_db_latency_quantile": 0.99,
+        "monitoring_db_latency_window": "10m", "monitoring_db_latency_for": "6m",
+        "monitoring_lock_duplicate_for": "30s",
+        "monitoring_balancer_down_for": "2m", "monitoring_cert_min_days": 7, "monitoring_target_down_for": "3m",
+        "monitoring_pgbouncer_waiting_clients": 5, "monitoring_pgbouncer_waiting_for": "2m",
+        "monitoring_disk_free_ratio": 0.05, "monitoring_disk_fill_hours": 12, "monitoring_disk_for": "10m",
+        "monitoring_runbook_url": "https://wiki.example.com/phase2",
+    }  # fmt: skip
+    (tmp_path / "vars.json").write_text(json.dumps(changed))
+    proc = run_role(tmp_path, "-e", f"@{tmp_path / 'vars.json'}")
+    assert proc.returncode == 0, proc.output[-3000:]
+    rules = rules_by_name(tmp_path / "out" / "rules" / "ywmessaging-alerts.yml")
+    expected = {
+        "PgBouncerPoolNearCapacity": (["/ 45", ">= 0.9"], "3m"),
+        "BackendDown": ([], "15s"),
+        "Backend5xxRateHigh": (["[5m]", "> 0.02"], "4m"),
+        "DatabaseLatencyHigh": (["histogram_quantile(0.99,", "[10m]", "> 0.25"], "6m"),
+        "ScheduledJobRanTwice": ([], "30s"),
+        "BalancerHttpsDown": ([], "2m"),
+        "CertificateExpiringSoon": (["< 7"], "15m"),
+        "TargetDown": ([], "3m"),
+        "PgBouncerClientsWaiting": (["> 5"], "2m"),
+        "DiskAlmostFull": (["< 0.05"], "10m"),
+        "DiskFillingUp": (["12 * 3600"], "30m"),
+    }
+    assert sorted(expected) == sorted(rules)
+    for alert, (fragments, duration) in expected.items():
+        expr = " ".join(rules[alert]["expr"].split())
+        assert [f for f in fragments if f not in expr] == [] and rules[alert]["for"] == duration, (alert, expr)
+        assert rules[alert]["annotations"]["runbook_url"].startswith("https://wiki.example.com/phase2#"), alert
+    assert "pgbouncer_pool_size" not in rules["PgBouncerPoolNearCapacity"]["expr"]  # the explicit capacity replaces it
+
+
 # ---------------------------------------------------------------------------------------------
 # secrets and bad input
 # ---------------------------------------------------------------------------------------------
