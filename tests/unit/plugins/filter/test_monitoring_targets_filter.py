@@ -50,7 +50,7 @@ def test_exporter_jobs_follow_the_groups():
 
 
 def test_node_exporter_on_every_host_once():
-    hosts = [host for _, host in flat(jobs()["node"])]
+    hosts = [host for _target, host in flat(jobs()["node"])]
     assert sorted(hosts) == sorted(["pgb", "both", "b1", "b2", "b3", "lb1", "mon"])
     assert len(hosts) == len(set(hosts))
     assert ("[fd00::33]:9100", "b3") in flat(jobs()["node"])  # monitoring_address wins, IPv6 bracketed
