@@ -103,9 +103,15 @@ def start_host(name, release):
     for _second in range(60):
         state = docker("exec", name, "systemctl", "is-system-running", check=False).stdout.strip()
         if state in ("running", "degraded"):
-            return
+            break
         time.sleep(1)
-    sys.exit(f"{name}: systemd did not finish booting")
+    else:
+        sys.exit(f"{name}: systemd did not finish booting")
+    # As a fresh server: package lists present (the image has none; a cloud image's first boot fetches
+    # them), packages through the lab's cache as on every lab host. Not timed.
+    proxy = f'Acquire::http::Proxy "http://{LAB["gateway"]}:{LAB["apt_cache_port"]}";'
+    docker("exec", name, "sh", "-c", f"echo '{proxy}' > /etc/apt/apt.conf.d/01ywlab-proxy")
+    docker("exec", name, "timeout", "180", "apt-get", "update", "--quiet")
 
 
 def converge(workdir, playbook, host):
