@@ -13,6 +13,8 @@ import ipaddress
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.ywmessaging.scaling.plugins.module_utils.inventory_values import first_set, unset
+
 # job name -> (inventory group key, exporter port key); the backend jobs are built apart.
 EXPORTER_JOBS = (
     ("node", None, "node"),
@@ -25,17 +27,6 @@ EXPORTER_JOBS = (
 )
 GROUP_KEYS = ("pgbouncer", "backend", "lb", "postgresql", "redis", "monitoring")
 PORT_KEYS = ("node", "pgbouncer", "nginx", "postgres", "redis", "prometheus", "alertmanager")
-
-
-def _unset(value):
-    return value is None or value == ""
-
-
-def _first(*values):
-    for value in values:
-        if not _unset(value):
-            return value
-    return None
 
 
 def _hostport(address, port):
@@ -60,8 +51,8 @@ def _port(value, what):
 def monitoring_targets(hostvars, groups, group_names, ports, backend_port=3000, health_path="/health",
                        probe_urls=None):  # fmt: skip
     """One list of file_sd target groups per job (see monitoring_targets.yml)."""
-    missing = [key for key in GROUP_KEYS if _unset((group_names or {}).get(key))]
-    missing += ["port of %s" % key for key in PORT_KEYS if _unset((ports or {}).get(key))]
+    missing = [key for key in GROUP_KEYS if unset((group_names or {}).get(key))]
+    missing += ["port of %s" % key for key in PORT_KEYS if unset((ports or {}).get(key))]
     if missing:
         raise AnsibleFilterError("monitoring_targets: missing %s" % ", ".join(missing))
     if not str(health_path).startswith("/"):
@@ -76,7 +67,7 @@ def monitoring_targets(hostvars, groups, group_names, ports, backend_port=3000, 
 
     def address(host):
         hv = hostvars[host]
-        return _first(hv.get("monitoring_address"), hv.get("ansible_host"), host)
+        return first_set(hv.get("monitoring_address"), hv.get("ansible_host"), host)
 
     def target(host, port, **labels):
         return {"targets": [_hostport(address(host), port)], "labels": dict(labels, host=host)}
@@ -95,7 +86,8 @@ def monitoring_targets(hostvars, groups, group_names, ports, backend_port=3000, 
     jobs["backend"] = []
     jobs["backend_health"] = []
     for host in members("backend"):
-        port = _port(_first(hostvars[host].get("backend_node_port"), backend_default), "backend_node_port of %s" % host)
+        own_port = hostvars[host].get("backend_node_port")
+        port = _port(first_set(own_port, backend_default), "backend_node_port of %s" % host)
         jobs["backend"].append(target(host, port))
         url = "http://%s%s" % (_hostport(address(host), port), health_path)
         jobs["backend_health"].append({"targets": [url], "labels": {"host": host}})

@@ -13,16 +13,7 @@ import ipaddress
 
 from ansible.errors import AnsibleFilterError
 
-
-def _unset(value):
-    return value is None or value == ""
-
-
-def _first(*values):
-    for value in values:
-        if not _unset(value):
-            return value
-    return None
+from ansible_collections.ywmessaging.scaling.plugins.module_utils.inventory_values import first_set, unset
 
 
 def _ip(address):
@@ -49,14 +40,14 @@ def upstream_servers(hostvars, hosts, default_port=3000, default_weight=1, liste
     servers = []
     if listed:
         for entry in listed:
-            if not isinstance(entry, dict) or _unset(entry.get("address")):
+            if not isinstance(entry, dict) or unset(entry.get("address")):
                 raise AnsibleFilterError("upstream_servers: every listed server needs an address, got %r" % (entry,))
-            port = _first(entry.get("port"), default_port)
+            port = first_set(entry.get("port"), default_port)
             servers.append({
-                "name": _first(entry.get("name"), "%s:%s" % (entry["address"], port)),
+                "name": first_set(entry.get("name"), "%s:%s" % (entry["address"], port)),
                 "address": entry["address"],
                 "port": port,
-                "weight": _first(entry.get("weight"), default_weight),
+                "weight": first_set(entry.get("weight"), default_weight),
                 "backup": bool(entry.get("backup", False)),
                 "host": None,
                 "logged": _logged(entry["address"], port, None),
@@ -66,13 +57,13 @@ def upstream_servers(hostvars, hosts, default_port=3000, default_weight=1, liste
         if host not in hostvars:
             raise AnsibleFilterError("upstream_servers: %s is not in the inventory" % host)
         hv = hostvars[host]
-        address = _first(hv.get("nginx_lb_backend_address"), hv.get("ansible_host"), host)
-        port = _first(hv.get("nginx_lb_backend_port"), hv.get("backend_node_port"), default_port)
+        address = first_set(hv.get("nginx_lb_backend_address"), hv.get("ansible_host"), host)
+        port = first_set(hv.get("nginx_lb_backend_port"), hv.get("backend_node_port"), default_port)
         servers.append({
             "name": host,
             "address": address,
             "port": port,
-            "weight": _first(hv.get("nginx_lb_backend_weight"), default_weight),
+            "weight": first_set(hv.get("nginx_lb_backend_weight"), default_weight),
             "backup": bool(hv.get("nginx_lb_backend_backup", False)),
             "host": host,
             "logged": _logged(address, port, hv),
