@@ -151,13 +151,16 @@ def through_lb_item(host, result):
     return _item(f"Health checks pass through NGINX over HTTPS ({host})", PASSED if ok else FAILED, figure)
 
 
-def distribution_item(result):
+def _on(name, host):
+    return f"{name} ({host})" if host else name
+
+
+def distribution_item(result, host=None):
     result = _dict(result, "the distribution result")
     dist = _dict(result.get("distribution"), "distribution")
+    name = _on("NGINX load balancer distributing traffic to all backends", host)
     if not dist:
-        return _item(
-            "NGINX load balancer distributing traffic to all backends", FAILED, result.get("msg") or "not measured"
-        )
+        return _item(name, FAILED, result.get("msg") or "not measured")
     ok = bool(dist.get("ok")) and not result.get("failed")
     counts = _dict(dist.get("counts"), "counts")
     shares = _dict(dist.get("shares"), "shares")
@@ -168,7 +171,7 @@ def distribution_item(result):
         figure = f"none of {dist.get('requests') or 0} requests served"
     if dist.get("violations"):
         figure += " — " + "; ".join(dist["violations"])
-    return _item("NGINX load balancer distributing traffic to all backends", PASSED if ok else FAILED, figure)
+    return _item(name, PASSED if ok else FAILED, figure)
 
 
 def _utc(value):
@@ -193,15 +196,15 @@ def certificate_days(not_after, now=None):
     return (_utc(not_after) - _utc(now)).days
 
 
-def certificate_item(result, min_days=30, now=None):
+def certificate_item(result, min_days=30, now=None, host=None):
     result = _dict(result, "the certificate result")
     try:
         min_days = int(min_days)
     except (TypeError, ValueError):
         raise AnsibleFilterError(f"verify_checklist: cert_min_days must be a whole number, got {min_days!r}") from None
     if "not_after" not in result:
-        return _item("TLS certificate valid", FAILED, result.get("msg") or "no certificate served on 443")
-    name = f"TLS certificate valid for at least {min_days} days"
+        return _item(_on("TLS certificate valid", host), FAILED, result.get("msg") or "no certificate served on 443")
+    name = _on(f"TLS certificate valid for at least {min_days} days", host)
     try:
         expires = _utc(result["not_after"])
     except (TypeError, ValueError):
@@ -275,8 +278,17 @@ def verify_checklist(results, cert_min_days=30, lock_window="-15 min", check_mod
     items = [pgbouncer_item(host, r) for host, r in _per_host(results, "pgbouncer").items()]
     items.append(direct_health_item(results.get("backends_direct")))
     items.extend(through_lb_item(host, r) for host, r in _per_host(results, "through_lb").items())
-    items.append(distribution_item(results.get("distribution")))
-    items.append(certificate_item(results.get("certificate"), cert_min_days, now))
+    # Each balancer's own distribution and certificate when given per balancer, else the one result.
+    by_lb = _per_host(results, "distribution_by_lb")
+    if by_lb:
+        items.extend(distribution_item(r, host) for host, r in by_lb.items())
+    else:
+        items.append(distribution_item(results.get("distribution")))
+    by_lb = _per_host(results, "certificate_by_lb")
+    if by_lb:
+        items.extend(certificate_item(r, cert_min_days, now, host) for host, r in by_lb.items())
+    else:
+        items.append(certificate_item(results.get("certificate"), cert_min_days, now))
     items.append(login_item(results.get("login")))
     items.append(message_item(results.get("message"), check_mode))
     items.append(lock_item(results.get("lock_runs"), lock_window))

@@ -23,35 +23,61 @@ def _ip(address):
         return None
 
 
-def _logged(address, port, facts):
-    """address:port as nginx writes $upstream_addr: an IP literal as given, a DNS name as the address
-    it resolves to (the host's default IPv4 from its facts, when known)."""
-    ip = _ip(address)
-    if ip is None:
-        ip = _ip(((facts or {}).get("ansible_default_ipv4") or {}).get("address"))
-    if ip is None:
-        return None
+def _addr(ip, port):
     return ("[%s]:%s" if ip.version == 6 else "%s:%s") % (ip, port)
 
 
-def upstream_servers(hostvars, hosts, default_port=3000, default_weight=1, listed=None):
+def _logged_all(address, port, facts, resolved):
+    """Every address:port nginx may write in $upstream_addr for this server. nginx resolves a DNS
+    name once, when it loads its configuration, and balances over every address the name has: those
+    addresses as the balancer resolves them (``resolved``) when known, else the host's default IPv4
+    from its facts; an IP literal is used as given. Empty when unknown (never a guess)."""
+    ip = _ip(address)
+    if ip is not None:
+        return [_addr(ip, port)]
+    names = (resolved or {}).get(str(address))
+    if names:
+        found = []
+        for name in names:
+            each = _ip(name)
+            if each is None:
+                raise AnsibleFilterError("upstream_servers: %s resolved to %r, not an IP address" % (address, name))
+            if _addr(each, port) not in found:
+                found.append(_addr(each, port))
+        return found
+    ip = _ip(((facts or {}).get("ansible_default_ipv4") or {}).get("address"))
+    return [_addr(ip, port)] if ip is not None else []
+
+
+def _with_logged(server, facts, resolved):
+    server["named"] = _ip(server["address"]) is None
+    server["logged_all"] = _logged_all(server["address"], server["port"], facts, resolved)
+    server["logged"] = server["logged_all"][0] if server["logged_all"] else None
+    return server
+
+
+def upstream_servers(hostvars, hosts, default_port=3000, default_weight=1, listed=None, resolved=None):
     """The upstream servers: ``listed`` (nginx_lb_upstream_servers) when not empty, else one per
-    host of ``hosts`` from its own variables (see upstream_servers.yml)."""
+    host of ``hosts`` from its own variables (see upstream_servers.yml). ``resolved`` maps DNS names
+    to the addresses the balancer resolves them to."""
+    if resolved is not None and not isinstance(resolved, dict):
+        raise AnsibleFilterError(
+            "upstream_servers: resolved must map names to lists of addresses, got %r" % (resolved,)
+        )
     servers = []
     if listed:
         for entry in listed:
             if not isinstance(entry, dict) or unset(entry.get("address")):
                 raise AnsibleFilterError("upstream_servers: every listed server needs an address, got %r" % (entry,))
             port = first_set(entry.get("port"), default_port)
-            servers.append({
+            servers.append(_with_logged({
                 "name": first_set(entry.get("name"), "%s:%s" % (entry["address"], port)),
                 "address": entry["address"],
                 "port": port,
                 "weight": first_set(entry.get("weight"), default_weight),
                 "backup": bool(entry.get("backup", False)),
                 "host": None,
-                "logged": _logged(entry["address"], port, None),
-            })  # fmt: skip
+            }, None, resolved))  # fmt: skip
         return servers
     for host in hosts or []:
         if host not in hostvars:
@@ -59,15 +85,14 @@ def upstream_servers(hostvars, hosts, default_port=3000, default_weight=1, liste
         hv = hostvars[host]
         address = first_set(hv.get("nginx_lb_backend_address"), hv.get("ansible_host"), host)
         port = first_set(hv.get("nginx_lb_backend_port"), hv.get("backend_node_port"), default_port)
-        servers.append({
+        servers.append(_with_logged({
             "name": host,
             "address": address,
             "port": port,
             "weight": first_set(hv.get("nginx_lb_backend_weight"), default_weight),
             "backup": bool(hv.get("nginx_lb_backend_backup", False)),
             "host": host,
-            "logged": _logged(address, port, hv),
-        })  # fmt: skip
+        }, hv, resolved))  # fmt: skip
     return servers
 
 

@@ -305,6 +305,28 @@ def test_distribution_figure(result, status, figure):
     assert (item["status"], item["figure"]) == (status, figure)
 
 
+def test_each_balancer_gets_its_own_distribution_and_certificate_item():
+    results = verify_results()
+    del results["distribution"], results["certificate"]
+    results["distribution_by_lb"] = {
+        "lb-1": distribution(EVEN),
+        "lb-2": distribution({"10.0.1.11:3000": 300}, ok=False, violations=["upstream 10.0.1.12:3000 served 0"]),
+    }
+    results["certificate_by_lb"] = {
+        "lb-1": {"not_after": "20270228200000Z", "issuer": {"CN": "Pebble"}},
+        "lb-2": {"msg": "connection refused"},
+    }
+    items = {i["name"]: i for i in f.verify_checklist(results, now="20261130200000Z")["items"]}
+    assert items["NGINX load balancer distributing traffic to all backends (lb-1)"]["status"] == "pass"
+    lb2 = items["NGINX load balancer distributing traffic to all backends (lb-2)"]
+    assert lb2["status"] == "fail" and "10.0.1.12:3000 served 0" in lb2["figure"], lb2
+    assert items["TLS certificate valid for at least 30 days (lb-1)"]["status"] == "pass"
+    assert items["TLS certificate valid (lb-2)"] == {
+        "name": "TLS certificate valid (lb-2)", "status": "fail", "figure": "connection refused",
+    }  # fmt: skip
+    assert "NGINX load balancer distributing traffic to all backends" not in items  # no unnamed item besides
+
+
 @pytest.mark.parametrize(
     "not_after, days",
     [

@@ -61,3 +61,25 @@ def test_errors_name_what_is_wrong():
         upstream_servers(HOSTVARS, ["nope"])
     with pytest.raises(AnsibleFilterError, match="needs an address"):
         upstream_servers(HOSTVARS, [], 3000, 1, [{"port": 1}])
+
+
+def test_a_name_is_logged_as_every_address_the_balancer_resolves_it_to():
+    listed = [{"address": "api.internal", "port": 9000}, {"address": "192.0.2.10"}]
+    resolved = {"api.internal": ["10.9.0.1", "10.9.0.2", "10.9.0.1", "fd00::9"]}
+    servers = upstream_servers(HOSTVARS, [], 3000, 1, listed, resolved)
+    # nginx balances over every address of a name, each one logged as itself, IPv6 in brackets
+    assert servers[0]["logged_all"] == ["10.9.0.1:9000", "10.9.0.2:9000", "[fd00::9]:9000"]
+    assert servers[0]["logged"] == "10.9.0.1:9000"
+    assert servers[1]["logged_all"] == ["192.0.2.10:3000"]  # an IP literal needs no resolving
+    assert [server["named"] for server in servers] == [True, False]
+    # for a host, what the balancer resolves wins over the host's own default address
+    s = by_name(upstream_servers(HOSTVARS, ["b2", "b5"], 3000, 1, None, {"b2.internal": ["10.7.7.2"], "b5": []}))
+    assert s["b2"]["logged_all"] == ["10.7.7.2:4000"]
+    assert s["b5"]["logged_all"] == [] and s["b5"]["logged"] is None  # unresolved: unknown, not a guess
+
+
+def test_resolved_must_hold_addresses():
+    with pytest.raises(AnsibleFilterError, match="not an IP address"):
+        upstream_servers(HOSTVARS, [], 3000, 1, [{"address": "api.internal"}], {"api.internal": ["api.internal"]})
+    with pytest.raises(AnsibleFilterError, match="resolved must map names"):
+        upstream_servers(HOSTVARS, ["b1"], 3000, 1, None, ["10.0.0.1"])
