@@ -342,11 +342,11 @@ def _interpreter():
 
 @pytest.fixture(scope="session")
 def run_module():
-    """run_module(name, args, check=False) -> the host's JSON result, via the real `ansible` CLI."""
+    """run_module(name, args, check=False, diff=False) -> the host's JSON result, via the real `ansible` CLI."""
     if not ANSIBLE.exists() or shutil.which(str(ANSIBLE)) is None:
         pytest.fail("ansible CLI not found next to %s" % sys.executable)
 
-    def run(module, args, check=False, timeout=120):
+    def run(module, args, check=False, timeout=120, diff=False):
         env = dict(os.environ)
         env.update(
             ANSIBLE_STDOUT_CALLBACK="json",
@@ -370,6 +370,8 @@ def run_module():
         ]
         if check:
             argv.append("--check")
+        if diff:
+            argv.append("--diff")
         proc = subprocess.run(
             argv, cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=timeout, check=False
         )
