@@ -6,123 +6,12 @@ The role runs from ansible-playbook on the controller, as site.yml and rollback.
 import base64
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 
-import dns.exception
-import dns.message
-import dns.query
-import dns.rdatatype
-import pytest
+from bindlab import KEY, PHASE1, ZONE
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-NAMED = shutil.which("named") or "/usr/sbin/named"
-ZONE = "example.test"
-KEY = "ywm-update"
-PHASE1 = {"A": ["192.0.2.10"], "AAAA": ["2001:db8::10"]}
-
-NAMED_CONF = """
-options {
-    directory "%(dir)s";
-    pid-file "%(dir)s/named.pid";
-    session-keyfile "%(dir)s/session.key";
-    managed-keys-directory "%(dir)s";
-    listen-on port %(port)d { %(address)s; };
-    listen-on-v6 { none; };
-    recursion no;
-    dnssec-validation no;
-    notify no;
-};
-controls { };
-key "%(key)s" { algorithm hmac-sha256; secret "%(secret)s"; };
-zone "%(zone)s" { type primary; file "%(dir)s/zone.db"; %(update)s };
-"""
-
-ZONE_DB = """$TTL 300
-@       IN SOA ns1.%(zone)s. hostmaster.%(zone)s. 1 3600 600 86400 60
-        IN NS  ns1.%(zone)s.
-ns1     IN A   127.0.0.1
-api     IN A   192.0.2.10
-api     IN AAAA 2001:db8::10
-"""
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def answer(address, port, rdtype, name="api." + ZONE):
-    """What the server itself answers (no resolver, no cache), sorted."""
-    reply = dns.query.udp(dns.message.make_query(name, rdtype), address, port=port, timeout=2)
-    return sorted(
-        item.to_text() for rrset in reply.answer for item in rrset if rrset.rdtype == dns.rdatatype.from_text(rdtype)
-    )
-
-
-class Servers:
-    """The primary (updates with the key) and the stale secondary (no updates), each on its own port."""
-
-    def __init__(self, base):
-        self.secret = base64.b64encode(os.urandom(32)).decode()
-        self.port, self.stale_port = free_port(), free_port()
-        self.procs = []
-        for name, port, update in (
-            ("primary", self.port, "allow-update { key %s; };" % KEY),
-            ("stale", self.stale_port, ""),
-        ):
-            where = base / name
-            where.mkdir()
-            values = {"dir": where, "port": port, "address": "127.0.0.1", "key": KEY, "secret": self.secret}
-            values.update(zone=ZONE, update=update)
-            (where / "named.conf").write_text(NAMED_CONF % values)
-            (where / "zone.db").write_text(ZONE_DB % values)
-            log = open(where / "named.log", "w", encoding="utf-8")  # noqa: SIM115 - closed with the process
-            self.procs.append(
-                (subprocess.Popen([NAMED, "-g", "-c", str(where / "named.conf")], stdout=log, stderr=log), log)
-            )
-        deadline = time.monotonic() + 30
-        for port in (self.port, self.stale_port):
-            while True:
-                try:
-                    if answer("127.0.0.1", port, "A") == PHASE1["A"]:
-                        break
-                except (OSError, dns.exception.DNSException):
-                    pass
-                if time.monotonic() > deadline:
-                    self.stop()
-                    pytest.fail("named did not answer on 127.0.0.1#%d: %s" % (port, self.logs()))
-                time.sleep(0.2)
-
-    def logs(self):
-        return " | ".join(open(log.name, encoding="utf-8").read()[-1500:] for _proc, log in self.procs)
-
-    def records(self, port=None):
-        return {rdtype: answer("127.0.0.1", port or self.port, rdtype) for rdtype in ("A", "AAAA")}
-
-    def stop(self):
-        for proc, log in self.procs:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            log.close()
-
-
-@pytest.fixture
-def servers(tmp_path):
-    if not os.access(NAMED, os.X_OK):
-        pytest.fail("BIND's named is missing: ./run setup installs it (Debian package bind9)")
-    running = Servers(tmp_path)
-    yield running
-    running.stop()
-
-
 PLAY = """
 - hosts: localhost
   connection: local
@@ -161,7 +50,8 @@ def role(tmp_path, servers, *extra, **variables):
     return proc
 
 
-def test_the_name_answers_exactly_the_new_sets_everywhere_and_a_rerun_changes_nothing(tmp_path, servers):
+def test_the_name_answers_exactly_the_new_sets_everywhere_and_a_rerun_changes_nothing(tmp_path, bind_servers):
+    servers = bind_servers
     first = role(tmp_path, servers)
     assert first.returncode == 0, first.output[-3000:]
     # the A set replaced, the old AAAA deleted (clients on IPv6 would otherwise keep the old address)
@@ -175,14 +65,16 @@ def test_the_name_answers_exactly_the_new_sets_everywhere_and_a_rerun_changes_no
     assert servers.records() == {"A": ["192.0.2.21", "192.0.2.22"], "AAAA": ["2001:db8::21"]}
 
 
-def test_check_mode_changes_nothing_and_says_it_would(tmp_path, servers):
+def test_check_mode_changes_nothing_and_says_it_would(tmp_path, bind_servers):
+    servers = bind_servers
     proc = role(tmp_path, servers, "--check")
     assert proc.returncode == 0, proc.output[-3000:]
     assert proc.changed >= 1
     assert servers.records() == PHASE1
 
 
-def test_a_server_that_does_not_follow_is_named_with_what_it_answers(tmp_path, servers):
+def test_a_server_that_does_not_follow_is_named_with_what_it_answers(tmp_path, bind_servers):
+    servers = bind_servers
     primary, stale = "127.0.0.1#%d" % servers.port, "127.0.0.1#%d" % servers.stale_port
     proc = role(tmp_path, servers, dns_record_confirm_servers=[primary, stale], dns_record_confirm_timeout=2)
     assert proc.returncode != 0
@@ -191,7 +83,8 @@ def test_a_server_that_does_not_follow_is_named_with_what_it_answers(tmp_path, s
     assert servers.records() == {"A": ["192.0.2.20"], "AAAA": []}
 
 
-def test_a_wrong_key_changes_nothing_and_fails(tmp_path, servers):
+def test_a_wrong_key_changes_nothing_and_fails(tmp_path, bind_servers):
+    servers = bind_servers
     wrong = base64.b64encode(os.urandom(32)).decode()
     proc = role(tmp_path, servers, dns_record_tsig_secret=wrong)
     assert proc.returncode != 0
@@ -199,7 +92,8 @@ def test_a_wrong_key_changes_nothing_and_fails(tmp_path, servers):
     assert servers.records() == PHASE1
 
 
-def test_bad_input_is_named_in_one_message_before_anything_changes(tmp_path, servers):
+def test_bad_input_is_named_in_one_message_before_anything_changes(tmp_path, bind_servers):
+    servers = bind_servers
     proc = role(
         tmp_path,
         servers,
@@ -219,11 +113,12 @@ def test_bad_input_is_named_in_one_message_before_anything_changes(tmp_path, ser
     assert servers.records() == PHASE1
 
 
-def test_manual_prints_the_exact_change_and_stops_then_confirms_once_acknowledged(tmp_path, servers):
+def test_manual_prints_the_exact_change_and_stops_then_confirms_once_acknowledged(tmp_path, bind_servers):
+    servers = bind_servers
     stop = role(tmp_path, servers, dns_record_provider="manual")
     assert stop.returncode != 0
     assert "A records exactly 192.0.2.20; AAAA records none (delete every one)" in " ".join(stop.output.split())
-    assert "dns_record_provider is manual" in stop.output
+    assert "set dns_record_manual_acknowledged=true" in stop.output
     assert servers.records() == PHASE1
     # the operator makes the change (here: the same change, sent signed), then acknowledges it
     assert role(tmp_path, servers).returncode == 0
