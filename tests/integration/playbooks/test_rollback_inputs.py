@@ -7,7 +7,12 @@ import os
 import subprocess
 import sys
 
+import dns.query
+import dns.tsig
+import dns.tsigkeyring
+import dns.update
 import pytest
+from bindlab import KEY, ZONE
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 PLAYBOOK = os.path.join(ROOT, "rollback.yml")
@@ -71,15 +76,35 @@ def test_manual_dns_prints_the_exact_change_and_stops_until_acknowledged(rollbac
     proc = rollback("-e", "rollback_parts=dns", "-e", "rollback_dns_provider=manual")
     text = " ".join(proc.output.split())
     assert proc.returncode != 0
-    assert "Change the A record api.example.test to 192.0.2.10 (TTL 60)" in text, proc.output[-2000:]
+    # the exact change, AAAA included: one left on the balancer would keep IPv6 clients there
+    change = "for api.example.test (zone example.test), TTL 60: A records exactly 192.0.2.10; AAAA records none"
+    assert change + " (delete every one)" in text, proc.output[-2000:]
     assert "set rollback_dns_manual_acknowledged=true (AWX cannot answer a prompt)" in text
 
 
-def test_manual_dns_once_acknowledged_goes_on_and_the_report_says_it_was_not_checked(rollback):
-    rollback(
-        "-e", "rollback_parts=dns", "-e", "rollback_dns_provider=manual", "-e", "rollback_dns_manual_acknowledged=true"
-    )  # fmt: skip
+def delete_aaaa(servers):
+    """What the operator does by hand at the provider: the AAAA record goes (signed, as BIND wants)."""
+    update = dns.update.UpdateMessage(ZONE, keyring=dns.tsigkeyring.from_text({KEY: servers.secret}),
+                                      keyalgorithm=dns.tsig.HMAC_SHA256)  # fmt: skip
+    update.delete("api", "AAAA")
+    assert dns.query.tcp(update, "127.0.0.1", port=servers.port, timeout=5).rcode() == 0
+
+
+def test_manual_dns_once_acknowledged_is_confirmed_at_the_authoritative_server(rollback, bind_servers):
+    confirm = ["-e", "rollback_parts=dns", "-e", "rollback_dns_provider=manual",
+               "-e", "rollback_dns_manual_acknowledged=true",
+               "-e", json.dumps({"rollback_dns_confirm_servers": ["127.0.0.1#%d" % bind_servers.port],
+                                 "rollback_dns_confirm_timeout": 2})]  # fmt: skip
+    # acknowledged, but the AAAA record is still there: the rollback is not done, and says why
+    early = rollback(*confirm)
+    assert early.returncode != 0
+    assert "answered A 192.0.2.10, AAAA 2001:db8::10" in early.output, early.output[-2000:]
+    delete_aaaa(bind_servers)
+    done = rollback(*confirm)  # the run still fails: no backend was checked (--limit localhost)
+    assert "api.example.test answers the new records at 127.0.0.1#%d" % bind_servers.port in done.output, done.output[
+        -3000:
+    ]
     with open(rollback.reports / "rollback-latest.json", encoding="utf-8") as fh:
         items = {item["name"]: item for item in json.load(fh)["items"]}
-    dns = items["DNS points the API name at the Phase 1 origin"]
-    assert dns["status"] == "not_checked" and "manual" in dns["figure"], dns
+    dns_item = items["DNS points the API name at 192.0.2.10"]
+    assert dns_item["status"] == "pass" and dns_item["figure"] == "api.example.test -> 192.0.2.10", dns_item
