@@ -51,7 +51,10 @@ def test_every_health_endpoint_answers_through_the_balancer_and_on_each_backend(
     assert len(result["healthy"]) == len(HEALTH) * (1 + len(BACKENDS)), result["msg"]
 
 
-def test_300_requests_through_the_balancer_give_each_backend_at_least_a_quarter(host):
+def test_300_requests_through_the_balancer_reach_every_backend_at_half_its_fair_share_or_more(host):
+    # least_conn (the default) sends fewer requests to a backend that answers more slowly - on this
+    # shared 2-core machine, whichever container gets less CPU - so the bar is verify.yml's: each
+    # backend at least half its fair share (16.7 % of three), not an equal split.
     result = upstream_health(
         host,
         distribution=dict(
@@ -59,7 +62,7 @@ def test_300_requests_through_the_balancer_give_each_backend_at_least_a_quarter(
             count=300,
             concurrency=6,
             expected=[address_of(name) for name in BACKENDS],
-            min_share=25,
+            tolerance=0.5,
             **TLS,
         ),
     )
@@ -67,7 +70,8 @@ def test_300_requests_through_the_balancer_give_each_backend_at_least_a_quarter(
     print(f"\n{host.backend.get_hostname()}: requests per backend {result['distribution']['counts']}, shares {shares}")
     assert result["distribution"]["succeeded"] == 300
     assert sorted(shares) == sorted(address_of(name) for name in BACKENDS)
-    assert all(share >= 25 for share in shares.values()), shares
+    assert all(share >= 100 / 3 / 2 for share in shares.values()), shares
+    assert result["distribution"]["ok"], result["distribution"]["violations"]
 
 
 def test_plain_http_redirects_to_https_except_acme_challenges(host):
