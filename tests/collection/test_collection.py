@@ -80,26 +80,31 @@ GENERATED = (
 @pytest.fixture(scope="module")
 def built_tarball(tmp_path_factory):
     out = tmp_path_factory.mktemp("build")
-    made = []  # what the probes added (a file, or the topmost directory that was missing), removed after
+    made = []  # (probe file, the directories made for it, deepest first): removed after the build
     for rel in GENERATED:
         path = os.path.join(ROOT, rel)
         if os.path.exists(path):
             continue
-        top = path
-        while not os.path.exists(os.path.dirname(top)):
-            top = os.path.dirname(top)
-        made.append(top)
+        dirs, parent = [], os.path.dirname(path)
+        while not os.path.exists(parent):
+            dirs.append(parent)
+            parent = os.path.dirname(parent)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w", encoding="utf-8") as probe:
             probe.write("generated, git-ignored: must not ship\n")
+        made.append((path, dirs))
     try:
         proc = sh(["ansible-galaxy", "collection", "build", "--output-path", str(out), ROOT], cwd=ROOT)
     finally:
-        for path in made:
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            else:
-                os.remove(path)
+        # Only what the probes made, and a directory only while empty: a lab lane running beside this
+        # gate may be writing into the same places (reports/).
+        for path, dirs in made:
+            os.remove(path)
+            for directory in dirs:
+                try:
+                    os.rmdir(directory)
+                except OSError:
+                    break
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (tarball,) = out.glob("ywmessaging-scaling-*.tar.gz")
     return tarball
