@@ -272,23 +272,22 @@ def lock_item(lock_runs, window="-15 min"):
     return _item(name, FAILED if dup else PASSED, figure)
 
 
+def _per_balancer(results, key, item):
+    """One item per balancer from ``<key>_by_lb`` when given, else one item from ``<key>``."""
+    by_lb = _per_host(results, key + "_by_lb")
+    if by_lb:
+        return [item(result, host) for host, result in by_lb.items()]
+    return [item(results.get(key), None)]
+
+
 def verify_checklist(results, cert_min_days=30, lock_window="-15 min", check_mode=False, now=None):
     """verify.yml's checklist (see verify_checklist.yml)."""
     results = _dict(results, "the results")
     items = [pgbouncer_item(host, r) for host, r in _per_host(results, "pgbouncer").items()]
     items.append(direct_health_item(results.get("backends_direct")))
     items.extend(through_lb_item(host, r) for host, r in _per_host(results, "through_lb").items())
-    # Each balancer's own distribution and certificate when given per balancer, else the one result.
-    by_lb = _per_host(results, "distribution_by_lb")
-    if by_lb:
-        items.extend(distribution_item(r, host) for host, r in by_lb.items())
-    else:
-        items.append(distribution_item(results.get("distribution")))
-    by_lb = _per_host(results, "certificate_by_lb")
-    if by_lb:
-        items.extend(certificate_item(r, cert_min_days, now, host) for host, r in by_lb.items())
-    else:
-        items.append(certificate_item(results.get("certificate"), cert_min_days, now))
+    items.extend(_per_balancer(results, "distribution", distribution_item))
+    items.extend(_per_balancer(results, "certificate", lambda r, host: certificate_item(r, cert_min_days, now, host)))
     items.append(login_item(results.get("login")))
     items.append(message_item(results.get("message"), check_mode))
     items.append(lock_item(results.get("lock_runs"), lock_window))
