@@ -210,9 +210,11 @@ def main():
         module.fail_json(msg="staged_files: " + "; ".join(errors))
 
     planned = plan(params["files"], params["staging_dir"], params["live_dir"])
-    staged = [path for path, wanted, current, _live in planned if current != wanted]
-    differ = [path for path, wanted, _current, live in planned if live != wanted]
-    new = [path for path, _wanted, _current, live in planned if live is None]
+    wanted = dict((path, content) for path, content, _current, _live in planned)
+    live = dict((path, content) for path, _wanted, _current, content in planned)
+    staged = [path for path, content, current, _live in planned if current != content]
+    differ = [path for path in wanted if live[path] != wanted[path]]
+    new = [path for path in wanted if live[path] is None]
     changed = bool(staged) or (module.check_mode and bool(differ))
     result = dict(changed=changed, staged=staged, differ=differ, new=new)
 
@@ -221,21 +223,18 @@ def main():
             dict(
                 before_header=os.path.join(params["live_dir"], path),
                 after_header=os.path.join(params["live_dir"], path),
-                before=(live or b"").decode("utf-8", "replace"),
-                after=wanted.decode("utf-8", "replace"),
+                before=(live[path] or b"").decode("utf-8", "replace"),
+                after=wanted[path].decode("utf-8", "replace"),
             )
-            for path, wanted, _current, live in planned
-            if live != wanted
+            for path in differ
         ]
 
     if not module.check_mode:
         staging_dir = params["staging_dir"]
-        for path, wanted, current, _live in planned:
-            target = os.path.join(staging_dir, path)
-            if current != wanted:
-                write_atomically(module, target, wanted, mode)
+        for path in staged:
+            write_atomically(module, os.path.join(staging_dir, path), wanted[path], mode)
         # Ownership and mode of every staged file, changed or not (a hand-edited mode is put back).
-        for path, _wanted, _current, _live in planned:
+        for path in wanted:
             file_args = dict(
                 path=os.path.join(staging_dir, path),
                 owner=params["owner"],
