@@ -32,6 +32,7 @@ THROUGH_LB_ENDPOINTS = 4  # verify.yml checks health, detailed, ready and live t
 ROLLBACK_ENDPOINTS = 3  # rollback.yml checks health, detailed and ready on each backend
 JOB_RUN = re.compile(r"run=(\S+)")
 
+DNS_OFF_IN_SITE = "site_dns_cutover is off: the API name is changed outside site.yml"
 # What verify.yml does not measure, said instead of ticked.
 NOT_MEASURED_BY_VERIFY = (
     ("Load testing shows 1.5-3x throughput improvement", "measured by tests/bench, not by verify.yml"),
@@ -293,6 +294,8 @@ def verify_checklist(results, cert_min_days=30, lock_window="-15 min", check_mod
     items.append(lock_item(results.get("lock_runs"), lock_window))
     where = deployed(results.get("backends"))
     items.append(same_commit_item(where))
+    if "dns" in results:
+        items.append(dns_item(results["dns"], "DNS points the API name at the balancers", DNS_OFF_IN_SITE))
     items.extend(_item(name, NOT_CHECKED, why) for name, why in NOT_MEASURED_BY_VERIFY)
     return {"items": items, "deployed": where, "backup": dict(_dict(results.get("backup"), "backup"))}
 
@@ -326,18 +329,26 @@ def pgbouncer_stopped_item(host, result):
     return _item(f"PgBouncer stopped and disabled ({host})", PASSED if ok else FAILED, f"{active}, {at_boot} at boot")
 
 
-def dns_item(answer, target, name, provider):
-    if answer is None:
-        return _item(
-            "DNS points the API name at the Phase 1 origin",
-            NOT_CHECKED,
-            f"provider {provider}: check the record at the provider",
-        )
-    answer = [str(a) for a in answer] if isinstance(answer, (list, tuple)) else [str(answer)]
+def _addresses(answer, family):
+    family = _dict(_dict(answer, "a DNS answer").get(family), family)
+    return ", ".join(str(a) for a in list(family.get("addresses") or []) + list(family.get("invalid") or [])) or "none"
+
+
+def dns_item(result, name, not_run):
+    """The dns_record role's confirmation (``dns_record_result``): passed when every authoritative server answered
+    the wanted sets; ``'off'`` when the change is not this playbook's to make, None when it did not confirm."""
+    if result == "off":
+        return _item(name, NOT_CHECKED, not_run)
+    if not result:
+        return _item(name, NOT_CHECKED, "not confirmed in this run (check mode, or the stage did not run)")
+    result = _dict(result, "the DNS result")
+    answers = _dict(result.get("answers"), "the DNS answers")
+    figure = "; ".join(
+        f"{server}: A {_addresses(answer, 'A')}, AAAA {_addresses(answer, 'AAAA')}"
+        for server, answer in answers.items()
+    )
     return _item(
-        f"DNS points the API name at {target}",
-        PASSED if answer == [target] else FAILED,
-        f"{name} -> {', '.join(answer)}",
+        name, PASSED if result.get("confirmed") else FAILED, f"{result.get('fqdn')} -> {figure or 'no answer'}"
     )
 
 
@@ -357,9 +368,7 @@ def _parts(parts):
     return list(parts)
 
 
-def rollback_checklist(
-    results, parts, postgresql_host="", postgresql_port=5432, dns_target="", dns_name="", dns_provider=""
-):
+def rollback_checklist(results, parts, postgresql_host="", postgresql_port=5432):
     """rollback.yml's checklist (see rollback_checklist.yml)."""
     results = _dict(results, "the results")
     parts = _parts(parts)
@@ -372,7 +381,7 @@ def rollback_checklist(
         items.append(direct_database_items(backends, postgresql_host, postgresql_port))
         items.extend(pgbouncer_stopped_item(host, r) for host, r in _per_host(results, "pgbouncer_state").items())
     if "dns" in parts:
-        items.append(dns_item(results.get("dns_answer"), dns_target, dns_name, dns_provider))
+        items.append(dns_item(results.get("dns"), "DNS points the API name at the Phase 1 origin", ""))
     if "database" in parts:
         items.append(database_item(results.get("database_restored")))
     return {"items": items, "deployed": where, "backup": dict(_dict(results.get("backup"), "backup"))}

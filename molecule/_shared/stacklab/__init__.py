@@ -240,8 +240,8 @@ def psql(sql, database=None):
 
 def dns_answer():
     """What the lab's BIND answers for the API name."""
-    name = f"{ALL_VARS['rollback_dns_record']}.{ALL_VARS['rollback_dns_zone']}"
-    return on(CLIENT, f"dig +short @{ALL_VARS['rollback_dns_server']} {name} A").stdout.split()
+    name = f"{ALL_VARS['dns_record_name']}.{ALL_VARS['dns_record_zone']}"
+    return on(CLIENT, f"dig +short @{ALL_VARS['dns_record_nsupdate_server']} {name} A").stdout.split()
 
 
 # What each tier's role manages on its hosts: files hashed and the service whose main PID must not

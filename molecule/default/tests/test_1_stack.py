@@ -8,6 +8,7 @@ import time
 
 import pytest
 from stacklab import (
+    ALL_VARS,
     BACKENDS,
     CLIENT,
     DOMAIN,
@@ -15,6 +16,7 @@ from stacklab import (
     LB,
     REPORTS,
     LoadClient,
+    dns_answer,
     env_of,
     on,
     play,
@@ -45,6 +47,15 @@ def test_converge_and_idempotence_each_wrote_a_passing_deploy_report():
     assert converge["result"] == "PASS" and rerun["result"] == "PASS", (converge["items"], rerun["items"])
     stages = [s["stage"] for s in converge["stages"]]
     assert stages[:3] == ["preflight", "backup", "pgbouncer"] and "tls" in stages, stages
+    # the lab starts at Phase 1, the API name on backend-1 (lab_dns_records): site.yml moved it to the
+    # balancer, confirmed at the authoritative server, before certbot ran
+    assert ALL_VARS["lab_dns_records"][0]["address"] != ALL_VARS["site_dns_ipv4"][0]
+    assert stages.index("dns") < stages.index("tls"), stages
+    moved = {item["name"]: item for item in converge["items"]}["DNS points the API name at the balancers"]
+    confirmed_at = ALL_VARS["dns_record_nsupdate_server"]
+    assert moved["status"] == "pass", moved
+    assert moved["figure"] == f"{DOMAIN} -> {confirmed_at}: A {ALL_VARS['site_dns_ipv4'][0]}, AAAA none", moved
+    assert dns_answer() == ALL_VARS["site_dns_ipv4"]
     record("fresh full-stack converge (site.yml, s)", converge["total_seconds"])
     record("no-op re-run (idempotence, s)", rerun["total_seconds"])
     for stage in converge["stages"]:

@@ -26,7 +26,7 @@ from stacklab import (
 PGBOUNCER = GROUPS["pgbouncer"][0]
 DATABASE = ALL_VARS["app_db_name"]
 BACKUP_DIR = "/var/backups/ywmessaging-db"
-LB_ADDRESS = ALL_VARS["lab_dns_records"][0]["address"]
+LB_ADDRESS = ALL_VARS["site_dns_ipv4"][0]
 BACKEND_1_ADDRESS = ALL_VARS["rollback_dns_target"]
 
 

@@ -72,8 +72,10 @@ def test_the_examples_differ_where_staging_must_not_touch_production():
     prod, staging = load("production"), load("staging")
     for name in ("api_domain", "app_db_name", "postgresql_primary", "redis_primary", "rollback_dns_target"):
         assert prod[name] != staging[name], name
-    assert f"{staging['rollback_dns_record']}.{staging['rollback_dns_zone']}" == staging["api_domain"]
-    assert f"{prod['rollback_dns_record']}.{prod['rollback_dns_zone']}" == prod["api_domain"]
+    for example in (prod, staging):  # the record site.yml moves and rollback.yml moves back is the API's name
+        assert f"{example['dns_record_name']}.{example['dns_record_zone']}" == example["api_domain"]
+        assert example["site_dns_cutover"] is True and example["site_dns_ipv4"]
+    assert prod["site_dns_ipv4"] != staging["site_dns_ipv4"]
     assert staging.get("pgbouncer_default_pool_size", 30) < prod.get("pgbouncer_default_pool_size", 30)
 
 
@@ -88,6 +90,7 @@ def test_bad_values_on_every_tier_are_named_in_one_message(tmp_path):
         "nginx_lb_server_name": "a;b",
         "certbot_contact_email": "nobody",
         "verify_distribution_tolerance": 1,
+        "site_dns_ipv4": ["203.0.113.999"],
     }
     proc = validate("production", tmp_path, "-e", json.dumps(extra))
     assert proc.returncode != 0

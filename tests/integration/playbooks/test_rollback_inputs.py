@@ -19,8 +19,8 @@ PLAYBOOK = os.path.join(ROOT, "rollback.yml")
 INVENTORY = {
     "all": {
         "vars": {
-            "rollback_dns_zone": "example.test",
-            "rollback_dns_record": "api",
+            "dns_record_zone": "example.test",
+            "dns_record_name": "api",
             "rollback_dns_target": "192.0.2.10",
         },
         "children": {
@@ -59,8 +59,8 @@ def rollback(tmp_path):
         ([], "rollback_parts must name one or more of code, pgbouncer, dns, database (got nothing)"),
         (["-e", "rollback_parts=code,everything"], "(got code,everything)"),
         (
-            ["-e", "rollback_parts=dns", "-e", "rollback_dns_provider=bind"],
-            "value of rollback_dns_provider must be one of: nsupdate, cloudflare, route53, manual, got: bind",
+            ["-e", "rollback_parts=dns", "-e", "dns_record_provider=bind"],
+            "value of dns_record_provider must be one of: nsupdate, cloudflare, route53, manual, got: bind",
         ),
     ],
     ids=["nothing asked", "unknown part", "unknown dns provider"],
@@ -73,7 +73,7 @@ def test_a_bad_request_stops_on_the_controller_naming_what_is_allowed(rollback, 
 
 
 def test_manual_dns_prints_the_exact_change_and_stops_until_acknowledged(rollback):
-    proc = rollback("-e", "rollback_parts=dns", "-e", "rollback_dns_provider=manual")
+    proc = rollback("-e", "rollback_parts=dns", "-e", "dns_record_provider=manual")
     text = " ".join(proc.output.split())
     assert proc.returncode != 0
     # the exact change, AAAA included: one left on the balancer would keep IPv6 clients there
@@ -91,10 +91,10 @@ def delete_aaaa(servers):
 
 
 def test_manual_dns_once_acknowledged_is_confirmed_at_the_authoritative_server(rollback, bind_servers):
-    confirm = ["-e", "rollback_parts=dns", "-e", "rollback_dns_provider=manual",
+    confirm = ["-e", "rollback_parts=dns", "-e", "dns_record_provider=manual",
                "-e", "rollback_dns_manual_acknowledged=true",
-               "-e", json.dumps({"rollback_dns_confirm_servers": ["127.0.0.1#%d" % bind_servers.port],
-                                 "rollback_dns_confirm_timeout": 2})]  # fmt: skip
+               "-e", json.dumps({"dns_record_confirm_servers": ["127.0.0.1#%d" % bind_servers.port],
+                                 "dns_record_confirm_timeout": 2})]  # fmt: skip
     # acknowledged, but the AAAA record is still there: the rollback is not done, and says why
     early = rollback(*confirm)
     assert early.returncode != 0
@@ -106,5 +106,6 @@ def test_manual_dns_once_acknowledged_is_confirmed_at_the_authoritative_server(r
     ]
     with open(rollback.reports / "rollback-latest.json", encoding="utf-8") as fh:
         items = {item["name"]: item for item in json.load(fh)["items"]}
-    dns_item = items["DNS points the API name at 192.0.2.10"]
-    assert dns_item["status"] == "pass" and dns_item["figure"] == "api.example.test -> 192.0.2.10", dns_item
+    dns_item = items["DNS points the API name at the Phase 1 origin"]
+    figure = "api.example.test -> 127.0.0.1#%d: A 192.0.2.10, AAAA none" % bind_servers.port
+    assert dns_item["status"] == "pass" and dns_item["figure"] == figure, dns_item

@@ -102,6 +102,17 @@ def lock_lines(*runs):
     return {"rc": 0, "stdout_lines": ["[scheduler] Acquired lock for job cleanup-sessions run=%s" % r for r in runs]}
 
 
+def dns_result(ipv4, ipv6=(), servers=("172.30.76.250",), confirmed=True):
+    """The dns_record role's dns_record_result: what each authoritative server answered, in ip_set's form."""
+    answer = {"A": {"addresses": list(ipv4), "invalid": []}, "AAAA": {"addresses": list(ipv6), "invalid": []}}
+    return {
+        "fqdn": "api.ywlab.test",
+        "servers": list(servers),
+        "answers": {s: answer for s in servers},
+        "confirmed": confirmed,
+    }
+
+
 def verify_results():
     """Everything verify.yml registers on a healthy stack."""
     return {
@@ -164,6 +175,27 @@ def test_a_healthy_stack_passes_every_measured_item_and_says_what_was_not_measur
         {"host": b, "role": "backend_node", "commit": COMMIT, "release": "20261130T193000Z-3f2c1a9e"} for b in BACKENDS
     ]
     assert out["backup"]["size_bytes"] == 48213
+
+
+BALANCERS_DNS = "DNS points the API name at the balancers"
+
+
+@pytest.mark.parametrize(
+    "dns, status, figure",
+    [
+        (dns_result(["172.30.76.240"]), "pass", "api.ywlab.test -> 172.30.76.250: A 172.30.76.240, AAAA none"),
+        (dns_result(["172.30.76.231"], confirmed=False), "fail",
+         "api.ywlab.test -> 172.30.76.250: A 172.30.76.231, AAAA none"),
+        ("off", "not_checked", "site_dns_cutover is off: the API name is changed outside site.yml"),
+        (None, "not_checked", "not confirmed in this run (check mode, or the stage did not run)"),
+    ],
+    ids=["cut over", "a server still answers the origin", "cutover off", "not confirmed"],
+)  # fmt: skip
+def test_the_dns_cutover_is_an_item_before_what_verify_does_not_measure(dns, status, figure):
+    out = verify(dict(verify_results(), dns=dns))
+    names = [i["name"] for i in out["items"]]
+    assert names.index(BALANCERS_DNS) == names.index("All backends run the same commit") + 1
+    assert by_name(out)[BALANCERS_DNS] == {"name": BALANCERS_DNS, "status": status, "figure": figure}
 
 
 def test_nothing_measured_fails_or_says_why_and_never_ticks():
@@ -488,7 +520,7 @@ def rollback_results():
         "backends": {b: facts(OLD_COMMIT, "20261101T100000Z-9a8b7c6d", "172.30.76.10:5432") for b in BACKENDS},
         "health": {b: health_ok(["health", "detailed", "ready"]) for b in BACKENDS},
         "pgbouncer_state": {"pgbouncer-1": {"status": {"ActiveState": "inactive", "UnitFileState": "disabled"}}},
-        "dns_answer": ["172.30.76.21"],
+        "dns": dns_result(["172.30.76.21"]),
         "database_restored": {
             "restored_from": "/var/backups/ywmessaging-db/appdb-20261130T192900Z.dump",
             "safety_dump": "/var/backups/ywmessaging-db/safety/appdb-20261130T201500Z.dump",
@@ -496,18 +528,12 @@ def rollback_results():
     }
 
 
-ROLLBACK_OPTIONS = {
-    "postgresql_host": "172.30.76.10",
-    "postgresql_port": 5432,
-    "dns_target": "172.30.76.21",
-    "dns_name": "api.ywlab.test",
-    "dns_provider": "nsupdate",
-}
+ROLLBACK_OPTIONS = {"postgresql_host": "172.30.76.10", "postgresql_port": 5432}
 
 
 DIRECT = "Backends connect straight to PostgreSQL (172.30.76.10:5432)"
 STOPPED = "PgBouncer stopped and disabled (pgbouncer-1)"
-DNS = "DNS points the API name at 172.30.76.21"
+DNS = "DNS points the API name at the Phase 1 origin"
 
 
 def rollback(results, parts, **kw):
@@ -590,22 +616,22 @@ def test_rollback_pgbouncer_stopped_and_disabled(state, status, figure):
 
 
 @pytest.mark.parametrize(
-    "answer, provider, name, status, figure",
+    "result, status, figure",
     [
-        (["172.30.76.21"], "nsupdate", DNS, "pass", "api.ywlab.test -> 172.30.76.21"),
-        (["172.30.76.30"], "nsupdate", DNS, "fail", "api.ywlab.test -> 172.30.76.30"),
-        (["172.30.76.21", "172.30.76.30"], "nsupdate", DNS, "fail",
-         "api.ywlab.test -> 172.30.76.21, 172.30.76.30"),
-        (None, "cloudflare", "DNS points the API name at the Phase 1 origin", "not_checked",
-         "provider cloudflare: check the record at the provider"),
+        (dns_result(["172.30.76.21"]), "pass", "api.ywlab.test -> 172.30.76.250: A 172.30.76.21, AAAA none"),
+        (dns_result(["172.30.76.21"], ["2001:db8::21"], ["172.30.76.250", "172.30.76.251#5353"]), "pass",
+         "api.ywlab.test -> 172.30.76.250: A 172.30.76.21, AAAA 2001:db8::21; "
+         "172.30.76.251#5353: A 172.30.76.21, AAAA 2001:db8::21"),
+        (dns_result(["172.30.76.21", "172.30.76.30"], confirmed=False), "fail",
+         "api.ywlab.test -> 172.30.76.250: A 172.30.76.21, 172.30.76.30, AAAA none"),
+        (None, "not_checked", "not confirmed in this run (check mode, or the stage did not run)"),
     ],
-    ids=["points at the origin", "still at the balancer", "both", "not read"],
+    ids=["confirmed", "two servers, both families", "still at the balancer too", "not confirmed"],
 )  # fmt: skip
-def test_rollback_dns(answer, provider, name, status, figure):
+def test_rollback_dns_is_judged_on_what_every_authoritative_server_answered(result, status, figure):
     results = rollback_results()
-    results["dns_answer"] = answer
-    out = rollback(results, ["dns"], dns_provider=provider)
-    assert out["items"][-1] == {"name": name, "status": status, "figure": figure}
+    results["dns"] = result
+    assert rollback(results, ["dns"])["items"][-1] == {"name": DNS, "status": status, "figure": figure}
 
 
 @pytest.mark.parametrize(
