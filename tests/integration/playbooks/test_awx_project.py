@@ -11,8 +11,8 @@ then run the root site.yml and rollback.yml with only that cache. They also buil
 environment's context with ansible-builder (the image itself needs a registry and is not built here).
 """
 
+import importlib.util
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -34,6 +34,9 @@ FIRST_PLAY = {"site.yml": "Validate - every input, before any host is changed", 
 # The development toolchain (root requirements.txt) must never reach an execution environment.
 DEV_TOOLS = ("molecule", "pytest", "ansible-lint", "yamllint", "ruff", "ansible-builder", "antsibull")
 SELF = "ywmessaging.scaling"
+_spec = importlib.util.spec_from_file_location("awx_jobs", REPO / "tests" / "tooling" / "awx_jobs.py")
+awx_jobs = importlib.util.module_from_spec(_spec)  # checkout, project sync, a job's environment
+_spec.loader.exec_module(awx_jobs)
 
 
 def tool(name):
@@ -43,10 +46,9 @@ def tool(name):
 
 def run(argv, cwd, **env):
     """A command as AWX would run it: no ANSIBLE_* from our environment, no proxy, the given extras."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_") and not k.lower().endswith("_proxy")}
-    base["PATH"] = str(VENV_BIN) + os.pathsep + base.get("PATH", "")
-    base.update(ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", **env)
-    return subprocess.run(argv, cwd=cwd, env=base, capture_output=True, text=True, timeout=180, check=False)
+    return subprocess.run(
+        argv, cwd=cwd, env=awx_jobs.environment(**env), capture_output=True, text=True, timeout=180, check=False
+    )
 
 
 def load_yaml(path):
@@ -66,17 +68,7 @@ def pinned(entries):
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory):
     """What AWX checks out: the tracked (and to-be-tracked) files, nothing git ignores."""
-    dest = tmp_path_factory.mktemp("project") / "checkout"
-    files = subprocess.run(
-        ["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, check=True
-    ).stdout.split(b"\0")
-    for rel in filter(None, files):
-        src = REPO / rel.decode()
-        if not os.path.lexists(src):
-            continue  # deleted in the working tree, not yet committed
-        target = dest / rel.decode()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, target, follow_symlinks=False)
+    dest = awx_jobs.checkout(tmp_path_factory.mktemp("project") / "checkout")
     assert not (dest / ".collections").exists() and not (dest / ".venv").exists()
     return dest
 
@@ -85,15 +77,7 @@ def clone(tmp_path_factory):
 def project_sync(clone, tmp_path_factory):
     """AWX's project update step for collections: the same command, from the checkout's root."""
     cache = tmp_path_factory.mktemp("awx_cache") / "requirements_collections"
-    proc = run(
-        [tool("ansible-galaxy"), "collection", "install", "-r", "collections/requirements.yml",
-         "--collections-path", str(cache)],
-        cwd=clone,
-        ANSIBLE_COLLECTIONS_PATH=str(cache),
-        # No Galaxy here: a request for anything would fail at once instead of hanging on the network.
-        ANSIBLE_GALAXY_SERVER="http://127.0.0.1:9/",
-    )  # fmt: skip
-    return cache, proc
+    return cache, awx_jobs.project_sync(clone, cache)
 
 
 def test_the_project_sync_installs_the_collection_from_the_checkout(project_sync):
