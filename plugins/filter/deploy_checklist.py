@@ -352,6 +352,18 @@ def dns_item(result, name, not_run):
     )
 
 
+def origin_item(result, target):
+    """The API over HTTPS at the Phase 1 origin (an upstream_health result), once the name points there."""
+    name = "API answers over HTTPS at the Phase 1 origin"
+    if result is None:
+        return _item(name, NOT_CHECKED, "rollback_dns_origin_check is off")
+    ok, _healthy, _failing, msg = health(result)
+    answers = [_dict(e, "an endpoint") for e in _dict(result, "the origin check").get("endpoints") or []]
+    if ok:
+        msg = "; ".join(f"{e.get('name')}: HTTP {e.get('status')} in {e.get('latency_ms')} ms" for e in answers)
+    return _item(name, PASSED if ok else FAILED, msg or f"{target}: not measured")
+
+
 def database_item(restored):
     restored = _dict(restored, "database_restored")
     if not restored:
@@ -368,7 +380,7 @@ def _parts(parts):
     return list(parts)
 
 
-def rollback_checklist(results, parts, postgresql_host="", postgresql_port=5432):
+def rollback_checklist(results, parts, postgresql_host="", postgresql_port=5432, dns_target=""):
     """rollback.yml's checklist (see rollback_checklist.yml)."""
     results = _dict(results, "the results")
     parts = _parts(parts)
@@ -382,6 +394,7 @@ def rollback_checklist(results, parts, postgresql_host="", postgresql_port=5432)
         items.extend(pgbouncer_stopped_item(host, r) for host, r in _per_host(results, "pgbouncer_state").items())
     if "dns" in parts:
         items.append(dns_item(results.get("dns"), "DNS points the API name at the Phase 1 origin", ""))
+        items.append(origin_item(results.get("origin_https"), dns_target))
     if "database" in parts:
         items.append(database_item(results.get("database_restored")))
     return {"items": items, "deployed": where, "backup": dict(_dict(results.get("backup"), "backup"))}

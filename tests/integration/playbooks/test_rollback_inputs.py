@@ -12,13 +12,14 @@ import dns.tsig
 import dns.tsigkeyring
 import dns.update
 import pytest
-from bindlab import KEY, ZONE
+from bindlab import KEY, ZONE, free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 PLAYBOOK = os.path.join(ROOT, "rollback.yml")
 INVENTORY = {
     "all": {
         "vars": {
+            "api_domain": "api.example.test",
             "dns_record_zone": "example.test",
             "dns_record_name": "api",
             "rollback_dns_target": "192.0.2.10",
@@ -72,8 +73,32 @@ def test_a_bad_request_stops_on_the_controller_naming_what_is_allowed(rollback, 
     assert "PLAY [Rollback - code" not in proc.output  # stopped before the first play on managed hosts
 
 
+# 192.0.2.10 serves nothing here: these tests are about the record, not the origin's HTTPS
+NO_ORIGIN_CHECK = ["-e", "rollback_dns_origin_check=false"]
+
+
+def test_an_origin_that_does_not_serve_https_never_gets_the_name(rollback, bind_servers):
+    dns = json.dumps(
+        {
+            "dns_record_provider": "nsupdate",
+            "dns_record_nsupdate_server": "127.0.0.1",
+            "dns_record_nsupdate_port": bind_servers.port,
+            "dns_record_tsig_name": KEY,
+            "dns_record_tsig_secret": bind_servers.secret,
+            "rollback_dns_target": "127.0.0.1",
+            "rollback_dns_origin_port": free_port(),
+        }
+    )  # fmt: skip (nothing listens there)
+    proc = rollback("-e", "rollback_parts=dns", "-e", dns)
+    text = " ".join(proc.output.split())
+    assert proc.returncode != 0
+    assert "Not pointing api.example.test at 127.0.0.1: 1 of 1 endpoint unhealthy" in text, text[-2000:]
+    assert "https://api.example.test/health at 127.0.0.1" in text and "refused" in text
+    assert bind_servers.records() == {"A": ["192.0.2.10"], "AAAA": ["2001:db8::10"]}  # untouched
+
+
 def test_manual_dns_prints_the_exact_change_and_stops_until_acknowledged(rollback):
-    proc = rollback("-e", "rollback_parts=dns", "-e", "dns_record_provider=manual")
+    proc = rollback("-e", "rollback_parts=dns", "-e", "dns_record_provider=manual", *NO_ORIGIN_CHECK)
     text = " ".join(proc.output.split())
     assert proc.returncode != 0
     # the exact change, AAAA included: one left on the balancer would keep IPv6 clients there
@@ -91,7 +116,7 @@ def delete_aaaa(servers):
 
 
 def test_manual_dns_once_acknowledged_is_confirmed_at_the_authoritative_server(rollback, bind_servers):
-    confirm = ["-e", "rollback_parts=dns", "-e", "dns_record_provider=manual",
+    confirm = ["-e", "rollback_parts=dns", "-e", "dns_record_provider=manual", *NO_ORIGIN_CHECK,
                "-e", "rollback_dns_manual_acknowledged=true",
                "-e", json.dumps({"dns_record_confirm_servers": ["127.0.0.1#%d" % bind_servers.port],
                                  "dns_record_confirm_timeout": 2})]  # fmt: skip
@@ -109,3 +134,5 @@ def test_manual_dns_once_acknowledged_is_confirmed_at_the_authoritative_server(r
     dns_item = items["DNS points the API name at the Phase 1 origin"]
     figure = "api.example.test -> 127.0.0.1#%d: A 192.0.2.10, AAAA none" % bind_servers.port
     assert dns_item["status"] == "pass" and dns_item["figure"] == figure, dns_item
+    origin = items["API answers over HTTPS at the Phase 1 origin"]
+    assert origin == {"name": origin["name"], "status": "not_checked", "figure": "rollback_dns_origin_check is off"}

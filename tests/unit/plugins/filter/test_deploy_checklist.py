@@ -521,6 +521,11 @@ def rollback_results():
         "health": {b: health_ok(["health", "detailed", "ready"]) for b in BACKENDS},
         "pgbouncer_state": {"pgbouncer-1": {"status": {"ActiveState": "inactive", "UnitFileState": "disabled"}}},
         "dns": dns_result(["172.30.76.21"]),
+        "origin_https": {
+            "healthy": ["https://api.ywlab.test/health at 172.30.76.21"],
+            "failing": [],
+            "endpoints": [{"name": "https://api.ywlab.test/health at 172.30.76.21", "status": 200, "latency_ms": 14.2}],
+        },
         "database_restored": {
             "restored_from": "/var/backups/ywmessaging-db/appdb-20261130T192900Z.dump",
             "safety_dump": "/var/backups/ywmessaging-db/safety/appdb-20261130T201500Z.dump",
@@ -528,12 +533,13 @@ def rollback_results():
     }
 
 
-ROLLBACK_OPTIONS = {"postgresql_host": "172.30.76.10", "postgresql_port": 5432}
+ROLLBACK_OPTIONS = {"postgresql_host": "172.30.76.10", "postgresql_port": 5432, "dns_target": "172.30.76.21"}
 
 
 DIRECT = "Backends connect straight to PostgreSQL (172.30.76.10:5432)"
 STOPPED = "PgBouncer stopped and disabled (pgbouncer-1)"
 DNS = "DNS points the API name at the Phase 1 origin"
+ORIGIN = "API answers over HTTPS at the Phase 1 origin"
 
 
 def rollback(results, parts, **kw):
@@ -545,9 +551,9 @@ def rollback(results, parts, **kw):
     [
         (["code"], []),
         (["pgbouncer"], [DIRECT, STOPPED]),
-        (["dns"], [DNS]),
+        (["dns"], [DNS, ORIGIN]),
         (["database"], ["Database restored after a safety dump"]),
-        ("code,pgbouncer,dns", [DIRECT, STOPPED, DNS]),
+        ("code,pgbouncer,dns", [DIRECT, STOPPED, DNS, ORIGIN]),
     ],
 )  # fmt: skip
 def test_each_rollback_part_adds_its_items_after_the_backends(parts, names):
@@ -631,7 +637,25 @@ def test_rollback_pgbouncer_stopped_and_disabled(state, status, figure):
 def test_rollback_dns_is_judged_on_what_every_authoritative_server_answered(result, status, figure):
     results = rollback_results()
     results["dns"] = result
-    assert rollback(results, ["dns"])["items"][-1] == {"name": DNS, "status": status, "figure": figure}
+    assert by_name(rollback(results, ["dns"]))[DNS] == {"name": DNS, "status": status, "figure": figure}
+
+
+@pytest.mark.parametrize(
+    "result, status, figure",
+    [
+        (rollback_results()["origin_https"], "pass",
+         "https://api.ywlab.test/health at 172.30.76.21: HTTP 200 in 14.2 ms"),
+        ({"healthy": [], "failing": ["o"], "msg": "o: TLS error: certificate verify failed"}, "fail",
+         "o: TLS error: certificate verify failed"),
+        ({}, "fail", "not measured"),
+        (None, "not_checked", "rollback_dns_origin_check is off"),
+    ],
+    ids=["answers", "wrong certificate", "not measured", "check off"],
+)  # fmt: skip
+def test_rollback_dns_says_whether_the_origin_serves_the_api_over_https(result, status, figure):
+    results = rollback_results()
+    results["origin_https"] = result
+    assert by_name(rollback(results, ["dns"]))[ORIGIN] == {"name": ORIGIN, "status": status, "figure": figure}
 
 
 @pytest.mark.parametrize(
