@@ -1,4 +1,4 @@
-"""Test helpers of the full-stack scenarios (default, rollback): the lab of inventories/lab driven
+"""Test helpers of the full-stack scenario (default): the lab of inventories/lab driven
 from the controller. Commands reach a host with `docker exec` into its container; HTTP reaches the
 API through the load balancer from the util host, which resolves the API name with the lab's BIND.
 
@@ -192,8 +192,9 @@ def upstream_servers():
     return [line.strip() for line in text.splitlines() if line.strip().startswith("server ")]
 
 
-def api(method, path, body=None, token=None):
-    """One HTTPS request to the API through the balancer, from the client host: (status, parsed body)."""
+def api(method, path, body=None, token=None, at=None):
+    """One HTTPS request to the API through the balancer (or at the address `at`, the API name sent all
+    the same and its certificate checked), from the client host: (status, parsed body)."""
     args = [
         "curl",
         "-s",
@@ -204,7 +205,7 @@ def api(method, path, body=None, token=None):
         "-X",
         method,
         "--resolve",
-        f"{DOMAIN}:443:$(getent hosts {LB} | cut -d' ' -f1)",
+        f"{DOMAIN}:443:{at}" if at else f"{DOMAIN}:443:$(getent hosts {LB} | cut -d' ' -f1)",
     ]
     if body is not None:
         payload = json.dumps(body).replace("'", "'\\''")

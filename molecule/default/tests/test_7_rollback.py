@@ -1,6 +1,7 @@
-"""rollback.yml on the full lab, after site.yml moved Phase 1 (v1.0.0 straight to PostgreSQL) to
-Phase 2 (v1.1.0 through PgBouncer behind the balancer). The tests run in this order; each starts
-from where the previous one left the lab."""
+"""rollback.yml on the full lab, every part, after site.yml moved Phase 1 (v1.0.0 straight to
+PostgreSQL, the API name on the first backend) to Phase 2 (v1.1.0 through PgBouncer behind the
+balancer). The half-way deploy before (test_5) left v1.0.0 running: site.yml deploys Phase 2 again
+first. The tests run in this order; each starts from where the previous one left the lab."""
 
 import json
 import re
@@ -60,12 +61,21 @@ def still_there(ids):
     return int(psql(f"SELECT count(*) FROM messages WHERE id IN ({','.join(map(str, ids))})"))  # noqa: S608 (ints)
 
 
+def test_site_yml_after_a_code_rollback_deploys_phase_2_again():
+    run = play("site.yml")
+    assert run.rc == 0, run.tail()
+    assert reports("deploy")[-1]["result"] == "PASS"
+    record("site.yml after a code rollback (s)", round(run.seconds, 1))
+
+
 def test_site_moved_phase_1_to_phase_2(written):
     assert set(served_releases().values()) == {"1.1.0"}
     assert {db_endpoint(b) for b in BACKENDS} == {f"{PGBOUNCER}:6432"}
     assert on(PGBOUNCER, "systemctl is-active pgbouncer").stdout.strip() == "active"
     assert dns_answer() == [LB_ADDRESS]
     assert still_there(written) == len(written)
+    # the Phase 1 origin keeps serving the API over HTTPS with its own certificate: the DNS rollback's target
+    assert api("GET", "/health", at=BACKEND_1_ADDRESS)[0] == 200
 
 
 def test_code_rollback_serves_v1_0_0_again_with_no_failed_request(written):
@@ -97,13 +107,18 @@ def test_code_pgbouncer_dns_rollback_restores_the_phase_1_topology_and_keeps_eve
     state = on(PGBOUNCER, "systemctl show -P ActiveState pgbouncer; systemctl show -P UnitFileState pgbouncer")
     assert state.stdout.split() == ["inactive", "disabled"]
     assert dns_answer() == [BACKEND_1_ADDRESS]
+    # where the name points now, the API answers over HTTPS with a certificate for the name (checked)
+    assert api("GET", "/health/detailed", at=BACKEND_1_ADDRESS)[0] == 200
     assert still_there(written) == len(written)
     status, body = api("GET", "/api/messages?limit=100", token=login())
     assert status == 200 and {m["id"] for m in body["messages"]} >= set(written)
     assert figures["failed"] == 0, figures
     report = reports("rollback")[-1]
     assert report["result"] == "PASS" and report["counts"]["fail"] == 0, report["items"]
+    origin = {i["name"]: i for i in report["items"]}["API answers over HTTPS at the Phase 1 origin"]
+    assert origin["status"] == "pass" and BACKEND_1_ADDRESS in origin["figure"], origin
     record("rollback.yml code + pgbouncer + dns (s)", round(run.seconds, 1))
+    record("  the API over HTTPS at the Phase 1 origin", origin["figure"])
     record(
         "  of which pgbouncer / dns stages (s)",
         " / ".join(str(s["seconds"]) for s in report["stages"] if s["stage"] in ("pgbouncer", "dns")),
