@@ -62,21 +62,30 @@ def play(playbook, *args, timeout=1800):
 # The API's clients during a drill: on the util host, GET requests cycling over one or more paths
 # through the balancer (HTTPS, a bearer token for /api/ paths) until the stop file exists. Counts
 # every status per path, which backend served each 200 (the JSON body's "server"), and the time of
-# every answer that was not 200, so a drill can say how long a path was affected.
+# every answer that was not 200, so a drill can say how long a path was affected. A target of
+# "dns@<server>" follows DNS instead: before each request it asks that server for the API name
+# (no cache, as a client at the end of a TTL does) and connects to the address it answers.
 API_CLIENT = r"""
-import json, os, socket, ssl, sys, time
-balancer, domain, cafile, stop_file, token = sys.argv[1:6]
+import json, os, socket, ssl, subprocess, sys, time
+target, domain, cafile, stop_file, token = sys.argv[1:6]
 paths = sys.argv[6:]
 context = ssl.create_default_context(cafile=cafile)
 counts = {p: {} for p in paths}
-served_by, bad, errors = {}, [], []
+served_by, bad, errors, addresses = {}, [], [], {}
+def where():
+    if not target.startswith("dns@"):
+        return target
+    answer = subprocess.run(["dig", "+short", "+time=2", "@" + target[4:], domain, "A"], capture_output=True, text=True)
+    return (answer.stdout.split() or ["no-answer"])[0]
 while not os.path.exists(stop_file):
     for path in paths:
         auth = f"Authorization: Bearer {token}\r\n" if path.startswith("/api/") else ""
         request = f"GET {path} HTTP/1.1\r\nHost: {domain}\r\n{auth}Connection: close\r\n\r\n".encode()
         body = b""
         try:
-            with socket.create_connection((balancer, 443), timeout=10) as raw:
+            address = where()
+            addresses[address] = addresses.get(address, 0) + 1
+            with socket.create_connection((address, 443), timeout=10) as raw:
                 with context.wrap_socket(raw, server_hostname=domain) as tls:
                     tls.sendall(request)
                     response = b""
@@ -97,7 +106,7 @@ while not os.path.exists(stop_file):
         else:
             bad.append((time.time(), path, status))
     time.sleep(0.05)
-print(json.dumps({"counts": counts, "bad": bad, "served_by": served_by, "errors": errors[:5]}))
+print(json.dumps({"counts": counts, "bad": bad, "served_by": served_by, "errors": errors[:5], "addresses": addresses}))
 """
 
 
@@ -105,17 +114,18 @@ class PathLoad(labkit.RemoteScript):
     """API clients calling the given paths through the balancer until finished (see API_CLIENT);
     requests flow for 2 s before the drill starts and 1 s after it."""
 
-    def __init__(self, *paths, token=""):
+    def __init__(self, *paths, token="", follow_dns=False):
         stop = labkit.stop_file("/run")  # inside the client container
+        target = f"dns@{ALL_VARS['dns_record_nsupdate_server']}" if follow_dns else LB
         super().__init__(
-            container(CLIENT), API_CLIENT, LB, DOMAIN, ROOT_CA, stop, token, *paths, stop_file=stop, warmup=2
+            container(CLIENT), API_CLIENT, target, DOMAIN, ROOT_CA, stop, token, *paths, stop_file=stop, warmup=2
         )
-        self.counts, self.bad, self.served_by, self.errors = {}, [], {}, []
+        self.counts, self.bad, self.served_by, self.errors, self.addresses = {}, [], {}, [], {}
 
     def finish(self, cooldown=1):
         result = super().finish(cooldown=cooldown)
         self.counts, self.bad = result["counts"], result["bad"]
-        self.served_by, self.errors = result["served_by"], result["errors"]
+        self.served_by, self.errors, self.addresses = result["served_by"], result["errors"], result["addresses"]
         return self
 
     def count(self, path, status):
@@ -134,8 +144,8 @@ class LoadClient(PathLoad):
     """One path (https://<api>/health by default), summed up: finish() returns {ok, failed,
     served_by, errors} and fails the test when nothing at all succeeded."""
 
-    def __init__(self, path="/health"):
-        super().__init__(path)
+    def __init__(self, path="/health", follow_dns=False):
+        super().__init__(path, follow_dns=follow_dns)
         self.path = path
 
     def finish(self, cooldown=2):
@@ -145,6 +155,7 @@ class LoadClient(PathLoad):
             "failed": self.failures(self.path),
             "served_by": self.served_by,
             "errors": self.errors,
+            "addresses": self.addresses,
         }
         assert figures["ok"] > 0, figures
         return figures

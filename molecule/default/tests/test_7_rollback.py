@@ -96,7 +96,8 @@ def test_code_pgbouncer_dns_rollback_restores_the_phase_1_topology_and_keeps_eve
     git_server = GROUPS["lab_util"][0]
     on(git_server, "systemctl stop ywlab-git-daemon.service")
     try:
-        client = LoadClient()
+        # a client that asks the authoritative server before every request, as one whose cache expired
+        client = LoadClient(follow_dns=True)
         run = play("rollback.yml", "-e", "rollback_parts=code,pgbouncer,dns")
         figures = client.finish()
     finally:
@@ -113,12 +114,18 @@ def test_code_pgbouncer_dns_rollback_restores_the_phase_1_topology_and_keeps_eve
     status, body = api("GET", "/api/messages?limit=100", token=login())
     assert status == 200 and {m["id"] for m in body["messages"]} >= set(written)
     assert figures["failed"] == 0, figures
+    # it was served by the balancer, then by the origin once the name pointed there
+    assert set(figures["addresses"]) == {LB_ADDRESS, BACKEND_1_ADDRESS}, figures["addresses"]
     report = reports("rollback")[-1]
     assert report["result"] == "PASS" and report["counts"]["fail"] == 0, report["items"]
     origin = {i["name"]: i for i in report["items"]}["API answers over HTTPS at the Phase 1 origin"]
     assert origin["status"] == "pass" and BACKEND_1_ADDRESS in origin["figure"], origin
     record("rollback.yml code + pgbouncer + dns (s)", round(run.seconds, 1))
     record("  the API over HTTPS at the Phase 1 origin", origin["figure"])
+    record(
+        "  a client following DNS: ok / failed, by address",
+        f"{figures['ok']} / {figures['failed']}, {json.dumps(figures['addresses'], sort_keys=True)}",
+    )
     record(
         "  of which pgbouncer / dns stages (s)",
         " / ".join(str(s["seconds"]) for s in report["stages"] if s["stage"] in ("pgbouncer", "dns")),
