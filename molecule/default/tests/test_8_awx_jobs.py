@@ -2,7 +2,9 @@
 the repository, its collections installed the way a project sync installs them (no ./run setup, no
 .collections link), then one ansible-runner private data directory per job, built from
 playbooks/vars/awx_job_templates.yml (tests/tooling/awx_jobs.py), walked in the order of
-playbooks/vars/awx_workflow.yml. Last in the scenario: the failure path leaves the code rolled back."""
+playbooks/vars/awx_workflow.yml. They start where every rollback part left the lab (test_7: Phase 1's
+topology, the database restored), so the workflow's deploy is also site.yml bringing Phase 2 back
+after a full rollback. Last in the scenario: the failure path leaves the code rolled back."""
 
 import importlib.util
 import json
@@ -12,7 +14,7 @@ from datetime import datetime
 
 import pytest
 import yaml
-from stacklab import PROJECT, SECRETS, LoadClient, record, served_releases
+from stacklab import ALL_VARS, GROUPS, PROJECT, SECRETS, LoadClient, dns_answer, on, record, served_releases
 
 _spec = importlib.util.spec_from_file_location("awx_jobs", os.path.join(PROJECT, "tests", "tooling", "awx_jobs.py"))
 awx_jobs = importlib.util.module_from_spec(_spec)
@@ -61,13 +63,18 @@ def assert_no_secret_in(jobs):
         assert not leaked, f"the {name} job's events or output carry inventory secrets: {leaked}"
 
 
-def test_the_workflow_deploys_and_verifies_from_a_clean_checkout(project, tmp_path):
+def test_the_workflow_deploys_phase_2_again_after_a_full_rollback_and_verifies_it(project, tmp_path):
     checkout, collections = project
     states, jobs = run_workflow(project, checkout / "inventories" / "lab", tmp_path)
     assert states["deploy"] == "successful", jobs["deploy"].stdout[-3000:]
     assert states["verify"] == "successful", jobs["verify"].stdout[-3000:]
     assert {states[n] for n in ("rollback-code", "approve-database-restore", "restore-database")} == {"dnr"}
-    assert set(served_releases().values()) == {"1.1.0"}  # the deploy job rolled v1.1.0 out again
+    # Phase 2 again, from the Phase 1 topology every rollback part left: v1.1.0 through PgBouncer, the
+    # API name on the balancer
+    assert set(served_releases().values()) == {"1.1.0"}
+    pgbouncer = on(GROUPS["pgbouncer"][0], "systemctl is-active pgbouncer; systemctl is-enabled pgbouncer")
+    assert pgbouncer.stdout.split() == ["active", "enabled"]
+    assert dns_answer() == ALL_VARS["site_dns_ipv4"]
     assert report(collections, "deploy")["result"] == "PASS"
     assert_no_secret_in(jobs)
     for name, job in jobs.items():
