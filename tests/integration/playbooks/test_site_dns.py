@@ -4,16 +4,12 @@ confirmed at the authoritative server before TLS; bad input stops the run before
 The managed hosts are names only: `--limit localhost --tags dns` runs the input checks and the stage."""
 
 import json
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 from bindlab import KEY, PHASE1, ZONE
+from controller_play import controller_play
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-PLAYBOOK = os.path.join(ROOT, "site.yml")
 BALANCER = "192.0.2.40"
 
 
@@ -46,20 +42,9 @@ def site(tmp_path, bind_servers):
             "hosts": {"localhost": {"ansible_connection": "local"}},
         },
     }
-    path = tmp_path / "hosts.yml"
-    path.write_text(json.dumps(inventory))
 
     def run(*extra):
-        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-        argv = [
-            os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", str(path), PLAYBOOK,
-            "-e", f"ansible_python_interpreter={sys.executable}", "-e", f"deploy_report_dir={tmp_path / 'reports'}",
-            "--limit", "localhost", "--tags", "dns", *extra,
-        ]  # fmt: skip
-        proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
-        proc.output = proc.stdout + proc.stderr
-        proc.text = " ".join(proc.output.split())
-        return proc
+        return controller_play("site.yml", inventory, tmp_path / "reports", "--tags", "dns", *extra)
 
     run.servers = bind_servers
     return run
