@@ -61,7 +61,7 @@ def test_environment_file_is_root_only_and_complete(host):
     assert env.mode == 0o600
     assert env.user == "root"
     names = set(re.findall(r"^([A-Z_]+)=", env.content_string, re.M))
-    assert {"PORT", "SERVER_ID", "DATABASE_URL", "REDIS_URL", "AUTH_SECRET", "JOB_INTERVAL_MS"} <= names
+    assert {"PORT", "SERVER_ID", "DATABASE_URL", "DB_POOL_MAX", "REDIS_URL", "AUTH_SECRET", "JOB_INTERVAL_MS"} <= names
     assert host.file(f"/etc/{SERVICE}").mode == 0o700
 
 
