@@ -20,6 +20,7 @@ __metaclass__ = type
 import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 
 from ansible.errors import AnsibleFilterError
 
@@ -614,6 +615,179 @@ def _threshold(thresholds, key, default):
     return _number(_dict(thresholds, "thresholds").get(key, default), key)
 
 
+# nginx's stub_status page: "Active connections: 3", the accepts/handled/requests counters, then
+# "Reading: 0 Writing: 1 Waiting: 2".
+_STUB_ACTIVE = re.compile(r"Active connections:\s*(\d+)")
+_STUB_COUNTERS = re.compile(r"^\s*(\d+)\s+(\d+)\s+(\d+)\s*$", re.M)
+_STUB_STATES = re.compile(r"Reading:\s*(\d+)\s+Writing:\s*(\d+)\s+Waiting:\s*(\d+)")
+SCALEOUT_ITEM = "Load testing shows 1.5-3x throughput improvement"
+POOLING_ITEM = "PgBouncer deployed and pooling 30 connections to 300+"
+
+
+def stub_status(text):
+    """nginx's stub_status page as numbers, or None when the text is not one."""
+    text = str(text or "")
+    active, counters, states = _STUB_ACTIVE.search(text), _STUB_COUNTERS.search(text), _STUB_STATES.search(text)
+    if not (active and counters and states):
+        return None
+    accepts, handled, requests = (int(n) for n in counters.groups())
+    reading, writing, waiting = (int(n) for n in states.groups())
+    return {
+        "active_connections": int(active.group(1)),
+        "accepts": accepts,
+        "handled": handled,
+        "requests": requests,
+        "reading": reading,
+        "writing": writing,
+        "waiting": waiting,
+    }
+
+
+def _sample_time(sample):
+    """When a uri result was answered: its Date header (seconds), or None."""
+    stamp = _dict(sample, "a balancer sample").get("date")
+    try:
+        return parsedate_to_datetime(str(stamp)).timestamp() if stamp else None
+    except (TypeError, ValueError):
+        return None
+
+
+def balancer_peak(samples_by_host):
+    """The balancers under load, from stub_status samples (uri results: content and the Date header):
+    peak active and writing connections summed over the balancers, and the requests they handled per
+    second between each one's first and last sample (and the longest such span, seconds). {} without a
+    readable sample."""
+    peak = {"active_connections": 0, "writing": 0, "rate": 0.0, "seconds": 0.0, "balancers": 0}
+    for host, samples in _dict(samples_by_host, "balancer").items():
+        read = []
+        for sample in samples or []:
+            status = stub_status(_dict(sample, f"a stub_status sample of {host}").get("content"))
+            if status:
+                read.append((_sample_time(sample), status))
+        if not read:
+            continue
+        peak["balancers"] += 1
+        peak["active_connections"] += max(s["active_connections"] for _t, s in read)
+        peak["writing"] += max(s["writing"] for _t, s in read)
+        timed = [(t, s) for t, s in read if t is not None]
+        if len(timed) > 1 and timed[-1][0] > timed[0][0]:
+            span = timed[-1][0] - timed[0][0]
+            peak["rate"] += (timed[-1][1]["requests"] - timed[0][1]["requests"]) / span
+            peak["seconds"] = max(peak["seconds"], span)
+    if not peak["balancers"]:
+        return {}
+    peak["rate"] = round(peak["rate"], 1)
+    return peak
+
+
+def pgbouncer_peak(samples_by_host):
+    """PgBouncer at its busiest, from pgbouncer_stats results (SHOW POOLS): per host the sample with the
+    most client connections (active + waiting, over its databases), summed over the hosts; the server
+    connections and waiting clients of those samples; the longest average wait. {} without a sample."""
+    peak = {}
+    for host, samples in _dict(samples_by_host, "pgbouncer").items():
+        best = None
+        for sample in samples or []:
+            databases = list(_dict(_dict(sample, f"a PgBouncer sample of {host}").get("derived"), "derived").values())
+            if not databases:
+                continue
+            here = {key: sum(int(d.get(key) or 0) for d in databases) for key in POOL_KEYS}
+            here["clients"] = here["clients_active"] + here["clients_waiting"]
+            waits = [float(d["avg_wait_time_ms"]) for d in databases if d.get("avg_wait_time_ms") is not None]
+            here["avg_wait_time_ms"] = max(waits) if waits else None
+            if best is None or here["clients"] > best["clients"]:
+                best = here
+            if here["avg_wait_time_ms"] is not None:
+                peak["avg_wait_time_ms"] = max(peak.get("avg_wait_time_ms", 0.0), here["avg_wait_time_ms"])
+        if best:
+            for key in ("clients",) + POOL_KEYS:
+                peak[key] = peak.get(key, 0) + best[key]
+    return peak
+
+
+POOL_KEYS = ("clients_active", "clients_waiting", "server_connections")
+
+
+def _pooling(peak):
+    return (
+        f"at peak {peak.get('clients', 0)} client connections on {peak.get('server_connections', 0)} server "
+        f"connections, {peak.get('clients_waiting', 0)} waiting, avg wait {_text(peak.get('avg_wait_time_ms'))} ms"
+    )
+
+
+def _ok_rate(summaries):
+    """Answered requests (2xx/3xx) per second, over the request kinds that ran side by side."""
+    return round(sum((s["requests"] - s["failed"]) / s["seconds"] for s in summaries.values() if s["seconds"]), 1)
+
+
+def _compare(compare, thresholds, budget):
+    """The Phase 1 / Phase 2 comparison (closed loop, one backend straight vs the balancer to all of
+    them), then PgBouncer's client connections while the balancer ran at full load."""
+    compare = _dict(compare, "compare")
+    if not compare:
+        reason = "loadtest_compare is off: one backend straight vs the balancer was not measured"
+        return {"items": [_item(SCALEOUT_ITEM, NOT_CHECKED, reason)], "missed": [], "figures": {}}
+    min_scaleout = _threshold(thresholds, "min_scaleout", 1.5)
+    min_clients = _threshold(thresholds, "min_pgbouncer_clients", 300)
+    phase1, phase2, full = _loads(compare.get("phase1")), _loads(compare.get("phase2")), _loads(compare.get("full"))
+    one, all_, at_full = _sum_loads(phase1), _sum_loads(phase2), _sum_loads(full)
+    rate1, rate2 = _ok_rate(phase1), _ok_rate(phase2)
+    ratio = round(rate2 / rate1, 2) if rate1 else None
+    backends = int(_number(compare.get("backends") or 0, "backends"))
+    failed_pct = round(100.0 * all_["failed"] / all_["requests"], 3) if all_["requests"] else 100.0
+    items, missed = [], []
+    figure = (
+        f"through the balancer to {backends} backends {rate2:g} req/s vs one backend straight "
+        f"({compare.get('phase1_target') or '?'}) {rate1:g} req/s: {_text(ratio)}x; closed loop, "
+        f"{_text(compare.get('connections'))} connections per backend, {_text(compare.get('seconds'))} s each; "
+        f"failed {all_['failed']}/{all_['requests']} vs {one['failed']}/{one['requests']}; "
+        f"balancer {_latencies(phase2)}; one backend {_latencies(phase1)}"
+    )
+    if not (one["measured"] and all_["measured"]) or ratio is None:
+        items.append(_item(SCALEOUT_ITEM, FAILED, figure))
+        missed.append("throughput comparison: the load generator reported nothing for one of the two paths")
+    elif ratio < min_scaleout:
+        items.append(_item(SCALEOUT_ITEM, FAILED, figure))
+        missed.append(f"throughput improvement {ratio:g}x (threshold {min_scaleout:g}x)")
+    elif failed_pct > budget:
+        items.append(_item(SCALEOUT_ITEM, FAILED, figure))
+        missed.append(f"failures through the balancer at its most {failed_pct:g} % (error budget {budget:g} %)")
+    else:
+        items.append(_item(SCALEOUT_ITEM, PASSED, figure))
+    peak = pgbouncer_peak(compare.get("pgbouncer"))
+    full_text = (
+        f"{_text(compare.get('full_connections'))} connections through the balancer, {_ok_rate(full):g} req/s, "
+        f"{at_full['failed']} of {at_full['requests']} requests failed"
+    )
+    if not peak or not at_full["measured"]:
+        items.append(
+            _item(POOLING_ITEM, NOT_CHECKED, f"no PgBouncer sample or no load measured at full load ({full_text})")
+        )
+    else:
+        ok = peak["clients"] >= min_clients and at_full["failed"] == 0
+        items.append(_item(POOLING_ITEM, PASSED if ok else FAILED, f"{_pooling(peak)}; {full_text}"))
+        if peak["clients"] < min_clients:
+            missed.append(f"PgBouncer client connections {peak['clients']} at full load (threshold {min_clients:g})")
+        if at_full["failed"]:
+            missed.append(f"failed requests at full load {at_full['failed']} of {at_full['requests']} (threshold 0)")
+    figures = {
+        "phase1_rate": rate1,
+        "phase2_rate": rate2,
+        "ratio": ratio,
+        "backends": backends,
+        "connections": compare.get("connections"),
+        "seconds": compare.get("seconds"),
+        "phase1": phase1,
+        "phase2": phase2,
+        "full": full,
+        "full_rate": _ok_rate(full),
+        "full_connections": compare.get("full_connections"),
+        "pgbouncer_peak": peak,
+        "balancer_peak": balancer_peak(compare.get("balancer")),
+    }
+    return {"items": items, "missed": missed, "figures": figures}
+
+
 def loadtest_checklist(results, thresholds=None):
     """loadtest.yml's checklist (see loadtest_checklist.yml)."""
     results = _dict(results, "the results")
@@ -675,24 +849,21 @@ def loadtest_checklist(results, thresholds=None):
     )
     if not ok:
         missed.append(f"rate {total['rate']:g} req/s (target {rate:g} req/s, at least {rate_ratio:g} of it)")
-    peak = {}
-    for host, samples in _dict(results.get("pgbouncer"), "pgbouncer").items():
-        for sample in samples or []:
-            for database in _dict(_dict(sample, f"a PgBouncer sample of {host}").get("derived"), "derived").values():
-                for key in ("clients_active", "clients_waiting", "server_connections"):
-                    peak[key] = max(peak.get(key, 0), int(database.get(key) or 0))
-                wait = database.get("avg_wait_time_ms")
-                if wait is not None:
-                    peak["avg_wait_time_ms"] = max(peak.get("avg_wait_time_ms", 0.0), float(wait))
+    peak = pgbouncer_peak(results.get("pgbouncer"))
     if peak:
-        figure = (
-            f"at peak {peak.get('clients_active', 0)} client connections on {peak.get('server_connections', 0)} "
-            f"server connections, {peak.get('clients_waiting', 0)} waiting, "
-            f"avg wait {_text(peak.get('avg_wait_time_ms'))} ms"
-        )
-        items.append(_item("PgBouncer pooling under load", PASSED, figure))
+        items.append(_item("PgBouncer pooling under load", PASSED, _pooling(peak)))
     else:
         items.append(_item("PgBouncer pooling under load", NOT_CHECKED, "no PgBouncer sample"))
+    balancer = balancer_peak(results.get("balancer"))
+    if balancer:
+        figure = (
+            f"at peak {balancer['active_connections']} active connections, {balancer['writing']} writing; "
+            f"{_text(balancer['rate'])} req/s handled over the {balancer['seconds']:g} s sampled (stub_status)"
+        )
+        items.append(_item(f"{name}: the balancer under load", PASSED, figure))
+    compare = _compare(results.get("compare"), thresholds, budget)
+    items.extend(compare["items"])
+    missed.extend(compare["missed"])
     figures = {
         "profile": profile,
         "target_rate": rate,
@@ -703,6 +874,8 @@ def loadtest_checklist(results, thresholds=None):
         "p95_ms_worst": worst,
         "loads": summaries,
         "pgbouncer_peak": peak,
+        "balancer_peak": balancer,
+        "compare": compare["figures"],
     }
     return {"items": items, "figures": figures, "missed": missed, "deployed": [], "backup": {}}
 

@@ -133,9 +133,13 @@ def test_loadtest_passes_within_the_thresholds_and_reports_pgbouncer_at_peak():
     out = f.loadtest_checklist(
         {"profile": "smoke", "rate": 200, "loads": {"health": hey(), "read": hey()}, "pgbouncer": {"pgb": samples}}
     )
-    assert out["missed"] == [] and {i["status"] for i in out["items"]} == {"pass"}, out["items"]
+    items = {i["name"]: i for i in out["items"]}
+    compare = items.pop(f.SCALEOUT_ITEM)
+    assert out["missed"] == [] and {i["status"] for i in items.values()} == {"pass"}, out["items"]
     assert out["figures"]["rate"] == 199.8
-    assert "9 client connections on 3 server connections, 0 waiting" in out["items"][-1]["figure"]
+    assert "9 client connections on 3 server connections, 0 waiting" in items["PgBouncer pooling under load"]["figure"]
+    # without the comparison the checklist's throughput item says it was not measured: never ticked
+    assert compare["status"] == "not_checked" and "loadtest_compare is off" in compare["figure"]
 
 
 def test_loadtest_names_every_threshold_missed_with_its_measured_value():
@@ -149,9 +153,151 @@ def test_loadtest_names_every_threshold_missed_with_its_measured_value():
         "other failures 0.595 % (error budget 0.1 %)",
         "rate 100.7 req/s (target 1500 req/s, at least 0.95 of it)",
     ]
-    assert out["items"][-1]["status"] == "not_checked"
+    assert {i["name"]: i for i in out["items"]}["PgBouncer pooling under load"]["status"] == "not_checked"
 
 
 def test_loadtest_with_nothing_measured_fails():
     out = f.loadtest_checklist({"profile": "smoke", "rate": 10, "loads": {"health": ""}})
     assert out["missed"][0].startswith("measured")
+
+
+STUB = (
+    "Active connections: {active} \nserver accepts handled requests\n {n} {n} {requests} \n"
+    "Reading: 0 Writing: {writing} Waiting: 3 \n"
+)
+
+
+def stub(active, requests, writing, date):
+    return {"content": STUB.format(active=active, n=requests // 10, requests=requests, writing=writing), "date": date}
+
+
+def pools(*clients, server=30, waiting=0):
+    """PgBouncer samples: one per client count, over two databases that split the clients."""
+    return [
+        {
+            "derived": {
+                "appdb": {"clients_active": n - n // 2, "clients_waiting": waiting, "server_connections": server - 5},
+                "other": {"clients_active": n // 2, "clients_waiting": 0, "server_connections": 5},
+            }
+        }
+        for n in clients
+    ]
+
+
+def compared(phase1_ok, phase2_ok, clients=(40, 320, 200), full_ok=3000, full_errors=""):
+    return {
+        "profile": "load",
+        "rate": 100,
+        "loads": {"health": hey(ok=1000)},
+        "compare": {
+            "phase1": {"health": hey(ok=phase1_ok)},
+            "phase2": {"health": hey(ok=phase2_ok)},
+            "full": {"read": hey(ok=full_ok, errors=full_errors)},
+            "full_connections": 400,
+            "backends": 3,
+            "connections": 400,
+            "seconds": 10,
+            "phase1_target": "http://10.0.1.1:3000",
+            "pgbouncer": {"pgb-1": pools(*clients)},
+            "balancer": {
+                "lb-1": [
+                    stub(5, 1000, 1, "Tue, 01 Dec 2026 15:00:00 GMT"),
+                    stub(410, 31000, 300, "Tue, 01 Dec 2026 15:00:10 GMT"),
+                ]
+            },
+        },
+    }
+
+
+def test_stub_status_reads_nginx_counters_and_rejects_other_text():
+    assert f.stub_status(STUB.format(active=7, n=10, requests=99, writing=2)) == {
+        "active_connections": 7, "accepts": 10, "handled": 10, "requests": 99, "reading": 0, "writing": 2, "waiting": 3,
+    }  # fmt: skip
+    assert f.stub_status("<html>404 Not Found</html>") is None
+
+
+def test_balancer_peak_sums_balancers_and_measures_requests_per_second_between_samples():
+    peak = f.balancer_peak(
+        {
+            "lb-1": [
+                stub(5, 1000, 1, "Tue, 01 Dec 2026 15:00:00 GMT"),
+                stub(50, 6000, 9, "Tue, 01 Dec 2026 15:00:10 GMT"),
+            ],
+            "lb-2": [
+                stub(20, 500, 4, "Tue, 01 Dec 2026 15:00:02 GMT"),
+                stub(8, 2500, 2, "Tue, 01 Dec 2026 15:00:06 GMT"),
+            ],
+            "lb-3": [{"content": "not stub_status", "date": "Tue, 01 Dec 2026 15:00:00 GMT"}],
+        }
+    )
+    assert peak == {"active_connections": 70, "writing": 13, "rate": 1000.0, "seconds": 10.0, "balancers": 2}
+    assert f.balancer_peak({"lb-1": [{"content": "", "date": None}]}) == {}
+
+
+def test_pgbouncer_peak_takes_each_hosts_busiest_sample_over_its_databases_and_sums_the_hosts():
+    peak = f.pgbouncer_peak({"pgb-1": pools(40, 320, 200, waiting=3), "pgb-2": pools(10)})
+    assert peak["clients"] == 323 + 10 and peak["clients_waiting"] == 3
+    assert peak["server_connections"] == 60  # 30 on each host at its busiest
+
+
+def test_compare_passes_at_the_runbooks_ratio_and_300_pgbouncer_clients():
+    out = f.loadtest_checklist(compared(phase1_ok=1000, phase2_ok=2800))
+    items = {i["name"]: i for i in out["items"]}
+    assert out["missed"] == [], out["missed"]
+    scale = items[f.SCALEOUT_ITEM]
+    assert (
+        scale["status"] == "pass"
+        and "279.7 req/s vs one backend straight (http://10.0.1.1:3000) 99.9 req/s: 2.8x" in scale["figure"]
+    )
+    assert out["figures"]["compare"]["ratio"] == 2.8
+    pooling = items[f.POOLING_ITEM]
+    assert pooling["status"] == "pass" and "320 client connections on 30 server connections" in pooling["figure"]
+    assert out["figures"]["compare"]["balancer_peak"]["rate"] == 3000.0
+
+
+@pytest.mark.parametrize(
+    ("phase2_ok", "clients", "threshold", "missed"),
+    [
+        (1200, (320,), {}, "throughput improvement 1.2x (threshold 1.5x)"),
+        (2800, (120,), {}, "PgBouncer client connections 120 at full load (threshold 300)"),
+        (2800, (320,), {"min_scaleout": 3}, "throughput improvement 2.8x (threshold 3x)"),
+        (2800, (320,), {"min_pgbouncer_clients": 400}, "PgBouncer client connections 320 at full load (threshold 400)"),
+    ],
+)
+def test_compare_names_the_threshold_it_missed(phase2_ok, clients, threshold, missed):
+    out = f.loadtest_checklist(compared(phase1_ok=1000, phase2_ok=phase2_ok, clients=clients), threshold)
+    assert out["missed"] == [missed]
+
+
+def test_compare_with_failures_through_the_balancer_beyond_the_budget_fails():
+    results = compared(phase1_ok=1000, phase2_ok=2800)
+    results["compare"]["phase2"] = {"health": hey(ok=2800, errors=ERRORS)}
+    out = f.loadtest_checklist(results)
+    assert out["missed"] == ["failures through the balancer at its most 0.214 % (error budget 0.1 %)"]
+
+
+def test_pooling_at_full_load_needs_every_request_answered():
+    out = f.loadtest_checklist(compared(phase1_ok=1000, phase2_ok=2800, full_errors=ERRORS))
+    assert out["missed"] == ["failed requests at full load 6 of 3006 (threshold 0)"]
+    pooling = {i["name"]: i for i in out["items"]}[f.POOLING_ITEM]
+    assert pooling["status"] == "fail" and "6 of 3006 requests failed" in pooling["figure"]
+
+
+class OneShotValues(dict):
+    """A mapping whose values() can be walked once, like the lazy containers Ansible hands a filter."""
+
+    def values(self):
+        return iter(list(super().values()))
+
+
+def test_pgbouncer_peak_reads_every_figure_of_a_mapping_it_may_walk_only_once():
+    derived = OneShotValues(appdb={"clients_active": 310, "clients_waiting": 2, "server_connections": 30})
+    peak = f.pgbouncer_peak({"pgb-1": [{"derived": derived}]})
+    assert (peak["clients"], peak["server_connections"]) == (312, 30)
+
+
+def test_compare_with_a_path_that_reported_nothing_fails():
+    results = compared(phase1_ok=1000, phase2_ok=2800)
+    results["compare"]["phase1"] = {"health": ""}
+    out = f.loadtest_checklist(results)
+    assert out["missed"] == ["throughput comparison: the load generator reported nothing for one of the two paths"]
