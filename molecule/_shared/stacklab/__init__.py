@@ -5,6 +5,7 @@ API through the load balancer from the util host, which resolves the API name wi
 docker exec, the Ansible environment, the playbook runner, its PLAY RECAP and the figures come from
 molecule/_shared/labkit.py (on sys.path, like this package); what is here is the stack's own."""
 
+import contextlib
 import json
 import os
 
@@ -32,6 +33,24 @@ CLIENT = GROUPS["lab_util"][0]  # the util host plays the API's clients
 SECRETS = sorted(v for k, v in ALL_VARS.items() if k.startswith("lab_") and isinstance(v, str) and len(v) > 8)
 ROOT_CA = "/etc/ssl/ywlab/acme-root.pem"  # Pebble's issuing root, copied to the client by the tests
 # OUTPUTS (labkit's): every ansible-playbook output of these tests, searched for secrets at the end.
+
+
+with open(os.path.join(PROJECT, "tests", "lab", "lab.json"), encoding="utf-8") as _fh:
+    SCALEOUT = json.load(_fh)["scaleout"]
+
+
+@contextlib.contextmanager
+def cpu_quota(group=SCALEOUT["group"], cpus=SCALEOUT["cpus"]):
+    """Each host of the group limited to `cpus` cores while the block runs (tests/lab/lab.json's
+    scaleout): on one machine, so that several backends measure like several servers. Lifted after,
+    whatever happened."""
+    names = [container(host) for host in GROUPS[group]]
+    sh(["docker", "update", "--cpus", str(cpus), *names])
+    try:
+        yield names
+    finally:
+        # `--cpus 0` leaves the quota as it was: as many cores as the machine has is no limit
+        sh(["docker", "update", "--cpus", str(os.cpu_count() or 1), *names], check=False)
 
 
 def container(host):

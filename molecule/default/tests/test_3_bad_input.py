@@ -128,6 +128,7 @@ def test_several_bad_values_are_named_in_one_message_and_nothing_changes(before)
         "pgbouncer_listen_port": 70000,
         "nginx_lb_server_name": "a;b",
         "backend_node_service_name": "a b",
+        "backend_node_db_pool_max": 0,
         "certbot_contact_email": "nobody",
         "pg_backup_keep": 0,
         "verify_distribution_tolerance": 1,
