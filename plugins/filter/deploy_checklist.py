@@ -743,9 +743,15 @@ def _compare(compare, thresholds, budget):
         f"failed {all_['failed']}/{all_['requests']} vs {one['failed']}/{one['requests']}; "
         f"balancer {_latencies(phase2)}; one backend {_latencies(phase1)}"
     )
-    if not (one["measured"] and all_["measured"]) or ratio is None:
+    if not (one["measured"] and all_["measured"]):
         items.append(_item(SCALEOUT_ITEM, FAILED, figure))
         missed.append("throughput comparison: the load generator reported nothing for one of the two paths")
+    elif ratio is None:
+        items.append(_item(SCALEOUT_ITEM, FAILED, figure))
+        missed.append(
+            f"throughput comparison: one backend straight answered no request ({one['failed']} failed: is its app "
+            "port reachable from the load generator?)"
+        )
     elif ratio < min_scaleout:
         items.append(_item(SCALEOUT_ITEM, FAILED, figure))
         missed.append(f"throughput improvement {ratio:g}x (threshold {min_scaleout:g}x)")

@@ -301,3 +301,13 @@ def test_compare_with_a_path_that_reported_nothing_fails():
     results["compare"]["phase1"] = {"health": ""}
     out = f.loadtest_checklist(results)
     assert out["missed"] == ["throughput comparison: the load generator reported nothing for one of the two paths"]
+
+
+def test_compare_with_one_backend_unreachable_says_so():
+    results = compared(phase1_ok=0, phase2_ok=2800)
+    results["compare"]["phase1"] = {"read": hey(ok=0, errors=ERRORS)}
+    out = f.loadtest_checklist(results)
+    assert out["missed"] == [
+        "throughput comparison: one backend straight answered no request (6 failed: is its app port reachable from "
+        "the load generator?)"
+    ]
