@@ -327,6 +327,8 @@ def test_nothing_awx_runs_waits_for_a_prompt(templates):
 def _pauses(node):
     if isinstance(node, dict):
         for key, value in node.items():
+            if key == "loop_control":
+                continue  # its `pause` is the delay between loop items, never a prompt
             if key in ("pause", "ansible.builtin.pause"):
                 yield value
             else:
