@@ -621,6 +621,7 @@ _STUB_ACTIVE = re.compile(r"Active connections:\s*(\d+)")
 _STUB_COUNTERS = re.compile(r"^\s*(\d+)\s+(\d+)\s+(\d+)\s*$", re.M)
 _STUB_STATES = re.compile(r"Reading:\s*(\d+)\s+Writing:\s*(\d+)\s+Waiting:\s*(\d+)")
 SCALEOUT_ITEM = "Load testing shows 1.5-3x throughput improvement"
+POOL_KEYS = ("clients_active", "clients_waiting", "server_connections")
 POOLING_ITEM = "PgBouncer deployed and pooling 30 connections to 300+"
 
 
@@ -705,9 +706,6 @@ def pgbouncer_peak(samples_by_host):
     return peak
 
 
-POOL_KEYS = ("clients_active", "clients_waiting", "server_connections")
-
-
 def _pooling(peak):
     return (
         f"at peak {peak.get('clients', 0)} client connections on {peak.get('server_connections', 0)} server "
@@ -744,25 +742,24 @@ def _compare(compare, thresholds, budget):
         f"balancer {_latencies(phase2)}; one backend {_latencies(phase1)}"
     )
     if not (one["measured"] and all_["measured"]):
-        items.append(_item(SCALEOUT_ITEM, FAILED, figure))
-        missed.append("throughput comparison: the load generator reported nothing for one of the two paths")
+        miss = "throughput comparison: the load generator reported nothing for one of the two paths"
     elif ratio is None:
-        items.append(_item(SCALEOUT_ITEM, FAILED, figure))
-        missed.append(
+        miss = (
             f"throughput comparison: one backend straight answered no request ({one['failed']} failed: is its app "
             "port reachable from the load generator?)"
         )
     elif ratio < min_scaleout:
-        items.append(_item(SCALEOUT_ITEM, FAILED, figure))
-        missed.append(f"throughput improvement {ratio:g}x (threshold {min_scaleout:g}x)")
+        miss = f"throughput improvement {ratio:g}x (threshold {min_scaleout:g}x)"
     elif failed_pct > budget:
-        items.append(_item(SCALEOUT_ITEM, FAILED, figure))
-        missed.append(f"failures through the balancer at its most {failed_pct:g} % (error budget {budget:g} %)")
+        miss = f"failures through the balancer at its most {failed_pct:g} % (error budget {budget:g} %)"
     else:
-        items.append(_item(SCALEOUT_ITEM, PASSED, figure))
+        miss = None
+    items.append(_item(SCALEOUT_ITEM, FAILED if miss else PASSED, figure))
+    missed.extend([miss] if miss else [])
     peak = pgbouncer_peak(compare.get("pgbouncer"))
+    full_rate = _ok_rate(full)
     full_text = (
-        f"{_text(compare.get('full_connections'))} connections through the balancer, {_ok_rate(full):g} req/s, "
+        f"{_text(compare.get('full_connections'))} connections through the balancer, {full_rate:g} req/s, "
         f"{at_full['failed']} of {at_full['requests']} requests failed"
     )
     if not peak or not at_full["measured"]:
@@ -786,7 +783,7 @@ def _compare(compare, thresholds, budget):
         "phase1": phase1,
         "phase2": phase2,
         "full": full,
-        "full_rate": _ok_rate(full),
+        "full_rate": full_rate,
         "full_connections": compare.get("full_connections"),
         "pgbouncer_peak": peak,
         "balancer_peak": balancer_peak(compare.get("balancer")),
