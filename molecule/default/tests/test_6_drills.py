@@ -17,6 +17,16 @@ SCALEOUT = "Load testing shows 1.5-3x throughput improvement"
 POOLING = "PgBouncer deployed and pooling 30 connections to 300+"
 
 
+def loadtest(*extra, timeout=600):
+    """loadtest.yml pointed at the lab's API (loadtest_target), the load generator at the balancer."""
+    return play("loadtest.yml", "-e", f"loadtest_target={DOMAIN}", *extra, *LAB, timeout=timeout)
+
+
+def record_latencies(what, loads):
+    for kind, load in loads.items():
+        record(f"{what} {kind}: p50/p95/p99 (ms)", f"{load['p50_ms']} / {load['p95_ms']} / {load['p99_ms']}")
+
+
 def last_report(kind_of_drill):
     report = reports()[-1]
     assert report["context"].get("drill") == kind_of_drill, report["context"]
@@ -61,13 +71,9 @@ def test_failover_drill_loses_no_get_and_the_backend_returns_to_rotation(mode, b
 
 
 def test_loadtest_smoke_passes_and_fills_the_report():
-    run = play(
-        "loadtest.yml",
-        *("-e", f"loadtest_target={DOMAIN}", "-e", "loadtest_profile=smoke"),
+    run = loadtest(
+        *("-e", "loadtest_profile=smoke", "-e", "loadtest_compare=false"),
         *("-e", "loadtest_rate=40", "-e", "loadtest_duration=15", "-e", "loadtest_sample_interval=3"),
-        *("-e", "loadtest_compare=false"),
-        *LAB,
-        timeout=600,
     )
     assert run.rc == 0, run.tail()
     report = last_report("loadtest")
@@ -80,20 +86,22 @@ def test_loadtest_smoke_passes_and_fills_the_report():
     # nothing compared the two paths: the checklist's item says so, it is never ticked
     assert items[SCALEOUT]["status"] == "not_checked", items[SCALEOUT]
     assert figures["balancer_peak"]["active_connections"] > 0, figures["balancer_peak"]
-    for kind, load in figures["loads"].items():
-        record(f"loadtest smoke {kind}: p50/p95/p99 (ms)", f"{load['p50_ms']} / {load['p95_ms']} / {load['p99_ms']}")
+    record_latencies("loadtest smoke", figures["loads"])
     record("loadtest smoke: rate achieved / target (req/s)", f"{figures['rate']} / 40")
     record("loadtest smoke: PgBouncer at peak", figures["pgbouncer_peak"])
     record("loadtest smoke: run (s)", round(run.seconds, 1))
 
 
 def test_loadtest_names_the_threshold_it_missed_and_its_measured_value():
-    run = play(
-        "loadtest.yml",
-        *("-e", f"loadtest_target={DOMAIN}", "-e", "loadtest_rate=20", "-e", "loadtest_duration=6"),
-        *("-e", "loadtest_p95_ms=0.001", "-e", "loadtest_compare=false"),
-        *LAB,
-        timeout=600,
+    run = loadtest(
+        "-e",
+        "loadtest_rate=20",
+        "-e",
+        "loadtest_duration=6",
+        "-e",
+        "loadtest_p95_ms=0.001",
+        "-e",
+        "loadtest_compare=false",
     )
     assert run.rc != 0
     assert "missed: p95 latency" in run.output and "(threshold 0.001 ms)" in run.output, run.tail()
@@ -114,12 +122,9 @@ def test_loadtest_load_profile_measures_three_backends_against_one_and_pgbouncer
     # clients; the lab's 2.5x and 300+ on a quiet machine are tests/bench/scaleout.py's.
     rate = 100  # with every backend on 0.15 of a core; 5 req/s per hey worker: 200 ms before it falls behind
     with cpu_quota():
-        run = play(
-            "loadtest.yml",
-            *("-e", f"loadtest_target={DOMAIN}", "-e", "loadtest_profile=load", "-e", "drill_worker_rate=5"),
+        run = loadtest(
+            *("-e", "loadtest_profile=load", "-e", "drill_worker_rate=5", "-e", "loadtest_min_pgbouncer_clients=150"),
             *("-e", f"loadtest_rate={rate}", "-e", "loadtest_duration=20", "-e", "loadtest_sample_interval=4"),
-            *("-e", "loadtest_min_pgbouncer_clients=150"),
-            *LAB,
             timeout=900,
         )
     assert run.rc == 0, run.tail()
@@ -141,8 +146,7 @@ def test_loadtest_load_profile_measures_three_backends_against_one_and_pgbouncer
     assert items[POOLING]["status"] == "pass", items[POOLING]
     # the balancer's stub_status was read while it ran
     assert compare["balancer_peak"]["rate"] > 0 and compare["balancer_peak"]["active_connections"] > 100, compare
-    for kind, load in figures["loads"].items():
-        record(f"loadtest load {kind}: p50/p95/p99 (ms)", f"{load['p50_ms']} / {load['p95_ms']} / {load['p99_ms']}")
+    record_latencies("loadtest load", figures["loads"])
     record("loadtest load: rate achieved / target (req/s)", f"{figures['rate']} / {rate}")
     record("loadtest load: PgBouncer at peak", figures["pgbouncer_peak"])
     record("loadtest load: balancer at peak (stub_status)", figures["balancer_peak"])
