@@ -73,6 +73,10 @@ def test_report_is_written_in_both_formats_and_counts_as_no_change(tmp_path):
     assert "| backend-1 | backend_node | 1.1.0 | abc123 |" in md
     assert "`/var/backups/ywmessaging-db/appdb-x.dump` — 20480 bytes" in md
     assert os.path.islink(reports / "deploy-latest.md")
+    # The files are named after the time stamp inside them, so a report's "generated" finds its Markdown.
+    stamp = data["generated"].replace("-", "").replace(":", "")
+    assert os.readlink(reports / "deploy-latest.json") == f"deploy-{stamp}.json"
+    assert (reports / f"deploy-{stamp}.md").read_text() == md
 
 
 def test_all_passing_items_make_a_passing_report(tmp_path):
