@@ -73,6 +73,19 @@ def test_image_recipe_digest_changes_with_the_recipe(monkeypatch):
     assert labctl.recipe_digest(base) != labctl.recipe_digest(more)
 
 
+def test_a_new_or_changed_extra_ca_rebuilds_the_images(monkeypatch, tmp_path):
+    monkeypatch.setenv("YWLAB_DEBIAN_MIRROR", "http://mirror.invalid/debian")
+    monkeypatch.setattr(labctl, "EXTRA_CA_DIR", str(tmp_path))
+    digests = [labctl.recipe_digest(labctl.image_recipe("bookworm"))]
+    (tmp_path / "proxy.crt").write_text("one")
+    digests.append(labctl.recipe_digest(labctl.image_recipe("bookworm")))
+    (tmp_path / "proxy.crt").write_text("two")
+    digests.append(labctl.recipe_digest(labctl.image_recipe("bookworm")))
+    (tmp_path / "notes.txt").write_text("not a certificate")
+    digests.append(labctl.recipe_digest(labctl.image_recipe("bookworm")))
+    assert len(set(digests[:3])) == 3 and digests[3] == digests[2]
+
+
 def test_images_are_fetched_through_the_cache(monkeypatch):
     url = labctl.via_cache("http://mirror.invalid/debian")
     assert url == f"http://127.0.0.1:{labctl.LAB['apt_cache_port']}/mirror.invalid/debian"
