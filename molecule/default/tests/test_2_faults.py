@@ -54,7 +54,9 @@ def test_a_backend_that_never_turns_ready_stops_the_rolling_deploy_while_the_oth
 
 
 def test_site_yml_killed_mid_deploy_then_run_again_completes_and_every_backend_runs_the_change():
-    marker, extra = KILLED_DRILL_ENV, KILLED_DRILL_EXTRA
+    # Killed in the backends stage and re-run from there to the end (verify.yml): the stages around it
+    # have nothing to do on this stack, and the dry run that follows checks every stage for that.
+    marker, extra = KILLED_DRILL_ENV, [*KILLED_DRILL_EXTRA, "--tags", "backend,verify"]
     client = LoadClient()
     proc = subprocess.Popen(
         playbook_argv("site.yml", *extra),
@@ -87,7 +89,7 @@ def test_site_yml_killed_mid_deploy_then_run_again_completes_and_every_backend_r
     assert not [line for line in upstream_servers() if " down;" in line], upstream_servers()
     assert figures["failed"] == 0, figures
     record("killed-mid-run drill: killed right after", f"{BACKENDS[1]}: {killed_after}")
-    record("killed-mid-run drill: re-run to completion (s)", round(rerun.seconds, 1))
+    record("killed-mid-run drill: re-run of backends + verify to completion (s)", round(rerun.seconds, 1))
     record("killed-mid-run drill: client requests ok / failed", f"{figures['ok']} / {figures['failed']}")
 
 
