@@ -53,9 +53,9 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def answer(address, port, rdtype, name="api." + ZONE):
+def answer(address, port, rdtype, name="api." + ZONE, timeout=2):
     """What the server itself answers (no resolver, no cache), sorted."""
-    reply = dns.query.udp(dns.message.make_query(name, rdtype), address, port=port, timeout=2)
+    reply = dns.query.udp(dns.message.make_query(name, rdtype), address, port=port, timeout=timeout)
     return sorted(
         item.to_text() for rrset in reply.answer for item in rrset if rrset.rdtype == dns.rdatatype.from_text(rdtype)
     )
@@ -86,14 +86,15 @@ class Servers:
         for port in (self.port, self.stale_port):
             while True:
                 try:
-                    if answer("127.0.0.1", port, "A") == PHASE1["A"]:
+                    # a query sent before named listens is lost without an error: ask again soon
+                    if answer("127.0.0.1", port, "A", timeout=0.2) == PHASE1["A"]:
                         break
                 except (OSError, dns.exception.DNSException):
                     pass
                 if time.monotonic() > deadline:
                     self.stop()
                     pytest.fail("named did not answer on 127.0.0.1#%d: %s" % (port, self.logs()))
-                time.sleep(0.2)
+                time.sleep(0.05)
 
     def logs(self):
         return " | ".join(open(log.name, encoding="utf-8").read()[-1500:] for _proc, log in self.procs)
