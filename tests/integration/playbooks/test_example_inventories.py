@@ -6,6 +6,7 @@ the run stays on the controller (ansible_connection=local), so nothing is contac
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -29,14 +30,14 @@ def app_db_name(example):
         return yaml.safe_load(fh)["app_db_name"]
 
 
-def validate(example, tmp_path, *extra):
+def validate(example, tmp_path, *extra, inventory=None):
     values = tmp_path / "vault.json"
     values.write_text(json.dumps(vault_values(example)))
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     argv = [
         os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
         os.path.join(ROOT, "playbooks", "validate.yml"),
-        "-i", os.path.join(ROOT, "inventories", example),
+        "-i", str(inventory or os.path.join(ROOT, "inventories", example)),
         "-e", f"@{values}", "-e", "ansible_connection=local", "-e", f"ansible_python_interpreter={sys.executable}",
         *extra,
     ]  # fmt: skip
@@ -96,3 +97,32 @@ def test_bad_values_on_every_tier_are_named_in_one_message(tmp_path):
     assert proc.returncode != 0
     message = proc.output[proc.output.index("input problem(s), found before any host was changed") :]
     assert not [name for name in extra if name not in message], message
+
+
+def test_a_host_pattern_set_in_the_inventory_is_refused_by_name_and_taken_as_an_extra_var(tmp_path):
+    # A play's hosts: reads extra vars only; set in group_vars, site_backup_hosts would be ignored by the
+    # backup play (which would back up from pgbouncer[0]) while the tasks honour it.
+    inventory = tmp_path / "inventory"
+    shutil.copytree(os.path.join(ROOT, "inventories", "production"), inventory)
+    with open(inventory / "group_vars" / "all" / "main.yml", "a", encoding="utf-8") as fh:
+        # verify_hosts and site_lb_group as the plays' defaults: nothing is lost, nothing to say
+        fh.write('\nsite_backup_hosts: "backend[0]"\nverify_hosts: "pgbouncer:backend:lb"\nsite_lb_group: lb\n')
+        fh.write('drill_loadgen_hosts: "lb[0]"\n')
+    proc = validate("production", tmp_path, inventory=inventory)
+    assert proc.returncode != 0 and "1 input problem(s)" in proc.output, proc.output[-3000:]
+    problem = proc.output.split("1 input problem(s)")[1].split("\n")[1]
+    assert "site_backup_hosts set in the inventory (site_backup_hosts=backend[0])" in problem, problem
+    assert "default (site_backup_hosts=pgbouncer[0])" in problem and "with -e" in problem, problem
+    assert "verify_hosts" not in problem and "drill_loadgen_hosts" not in problem, problem
+    # the same value given as an extra var is what the backup play reads: accepted
+    proc = validate("production", tmp_path, "-e", "site_backup_hosts=backend[0]", inventory=inventory)
+    assert proc.returncode == 0, proc.output[-3000:]
+    # the drills' load generator pattern, refused for failover.yml; site_lb_group as set is the default
+    drill = ["-e", "validate_playbook=failover", "-e", "failover_backend=backend-2"]
+    proc = validate("production", tmp_path, *drill, inventory=inventory)
+    assert proc.returncode != 0, proc.output[-3000:]
+    problem = proc.output.split("1 input problem(s)")[1].split("\n")[1]
+    assert "drill_loadgen_hosts set in the inventory (drill_loadgen_hosts=lb[0])" in problem, problem
+    assert "site_lb_group" not in problem and "site_backup_hosts" not in problem, problem
+    proc = validate("production", tmp_path, *drill, "-e", "drill_loadgen_hosts=lb[0]", inventory=inventory)
+    assert proc.returncode == 0, proc.output[-3000:]
