@@ -348,9 +348,13 @@ def dns_item(result, name, not_run):
         f"{server}: A {_addresses(answer, 'A')}, AAAA {_addresses(answer, 'AAAA')}"
         for server, answer in answers.items()
     )
-    return _item(
-        name, PASSED if result.get("confirmed") else FAILED, f"{result.get('fqdn')} -> {figure or 'no answer'}"
-    )
+    figure = f"{result.get('fqdn')} -> {figure or 'no answer'}"
+    previous = result.get("previous")
+    if isinstance(previous, dict) and previous.get("ttl") is not None:
+        # resolvers may hand out the answer from before the change for up to its TTL
+        before = f"A {_addresses(previous, 'A')}, AAAA {_addresses(previous, 'AAAA')}"
+        figure += f"; before: {before}, TTL {previous.get('ttl')} s (resolvers may keep it that long)"
+    return _item(name, PASSED if result.get("confirmed") else FAILED, figure)
 
 
 def origin_item(result, target):

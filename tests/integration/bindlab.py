@@ -99,6 +99,11 @@ class Servers:
     def logs(self):
         return " | ".join(open(log.name, encoding="utf-8").read()[-1500:] for _proc, log in self.procs)
 
+    def ttl(self, rdtype="A", name="api." + ZONE):
+        """The TTL the primary gives the name's records of a type (None without any)."""
+        reply = dns.query.udp(dns.message.make_query(name, rdtype), "127.0.0.1", port=self.port, timeout=2)
+        return next((rrset.ttl for rrset in reply.answer if rrset.rdtype == dns.rdatatype.from_text(rdtype)), None)
+
     def records(self, port=None):
         return {rdtype: answer("127.0.0.1", port or self.port, rdtype) for rdtype in ("A", "AAAA")}
 

@@ -43,8 +43,8 @@ def site(tmp_path, bind_servers):
         },
     }
 
-    def run(*extra):
-        return controller_play("site.yml", inventory, tmp_path / "reports", "--tags", "dns", *extra)
+    def run(*extra, tags="dns"):
+        return controller_play("site.yml", inventory, tmp_path / "reports", "--tags", tags, *extra)
 
     run.servers = bind_servers
     return run
@@ -61,9 +61,29 @@ def test_the_cutover_leaves_exactly_the_balancers_and_a_second_run_changes_nothi
     # the A set is the balancers' alone, and the origin's AAAA is gone: IPv6 clients would stay on it
     assert site.servers.records() == {"A": [BALANCER], "AAAA": []}
     assert changed(first) >= 1
+    assert "keeps its addresses" not in first.output  # dns_ttl runs only when asked for
     second = site()
     assert second.returncode == 0, second.output[-3000:]
     assert changed(second) == 0, second.output[-3000:]
+
+
+def test_dns_ttl_ahead_of_the_cutover_keeps_the_records_with_the_short_ttl(site):
+    # the zone's records have the Phase 1 TTL, 300 s (bindlab.py); dns_record_ttl is the role's 60 s
+    assert site.servers.ttl("A") == 300 and site.servers.ttl("AAAA") == 300
+    dry = site("--check", tags="dns_ttl")
+    assert dry.returncode == 0, dry.output[-3000:]
+    assert site.servers.ttl("A") == 300
+    proc = site(tags="dns_ttl")
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert site.servers.records() == PHASE1  # the same addresses: clients still reach the Phase 1 origin
+    assert site.servers.ttl("A") == 60 and site.servers.ttl("AAAA") == 60
+    assert "keeps its addresses, now with a TTL of 60 s (it was 300 s)" in proc.text, proc.output[-3000:]
+    assert "run the cutover (site.yml) after that" in proc.text
+    assert changed(site(tags="dns_ttl")) == 0
+    # then the cutover reports what resolvers may still hold: the origin, for at most the short TTL
+    cutover = site()
+    assert cutover.returncode == 0 and site.servers.records() == {"A": [BALANCER], "AAAA": []}
+    assert "now (at 127.0.0.1): A 192.0.2.10, AAAA 2001:db8::10, TTL 60" in cutover.text, cutover.output[-3000:]
 
 
 def test_check_mode_reports_the_change_and_leaves_the_record(site):

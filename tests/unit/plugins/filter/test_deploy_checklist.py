@@ -102,15 +102,25 @@ def lock_lines(*runs):
     return {"rc": 0, "stdout_lines": ["[scheduler] Acquired lock for job cleanup-sessions run=%s" % r for r in runs]}
 
 
-def dns_result(ipv4, ipv6=(), servers=("172.30.76.250",), confirmed=True):
-    """The dns_record role's dns_record_result: what each authoritative server answered, in ip_set's form."""
+def dns_result(ipv4, ipv6=(), servers=("172.30.76.250",), confirmed=True, previous=None):
+    """The dns_record role's dns_record_result: what each authoritative server answered, in ip_set's form, and
+    (previous) what the first answered before the change, with its TTL."""
     answer = {"A": {"addresses": list(ipv4), "invalid": []}, "AAAA": {"addresses": list(ipv6), "invalid": []}}
-    return {
+    result = {
         "fqdn": "api.ywlab.test",
         "servers": list(servers),
         "answers": {s: answer for s in servers},
         "confirmed": confirmed,
     }
+    if previous:
+        ipv4_before, ipv6_before, ttl = previous
+        result["previous"] = {
+            "server": servers[0],
+            "A": {"addresses": list(ipv4_before), "invalid": []},
+            "AAAA": {"addresses": list(ipv6_before), "invalid": []},
+            "ttl": ttl,
+        }
+    return result
 
 
 def verify_results():
@@ -186,10 +196,14 @@ BALANCERS_DNS = "DNS points the API name at the balancers"
         (dns_result(["172.30.76.240"]), "pass", "api.ywlab.test -> 172.30.76.250: A 172.30.76.240, AAAA none"),
         (dns_result(["172.30.76.231"], confirmed=False), "fail",
          "api.ywlab.test -> 172.30.76.250: A 172.30.76.231, AAAA none"),
+        (dns_result(["172.30.76.240"], previous=(["172.30.76.231"], ["2001:db8::31"], 3600)), "pass",
+         "api.ywlab.test -> 172.30.76.250: A 172.30.76.240, AAAA none; before: A 172.30.76.231, AAAA 2001:db8::31, "
+         "TTL 3600 s (resolvers may keep it that long)"),
         ("off", "not_checked", "site_dns_cutover is off: the API name is changed outside site.yml"),
         (None, "not_checked", "not confirmed in this run (check mode, or the stage did not run)"),
     ],
-    ids=["cut over", "a server still answers the origin", "cutover off", "not confirmed"],
+    ids=["cut over", "a server still answers the origin", "with the answer before and its TTL", "cutover off",
+         "not confirmed"],
 )  # fmt: skip
 def test_the_dns_cutover_is_an_item_before_what_verify_does_not_measure(dns, status, figure):
     out = verify(dict(verify_results(), dns=dns))
