@@ -54,7 +54,10 @@ def test_converge_and_idempotence_each_wrote_a_passing_deploy_report():
     moved = {item["name"]: item for item in converge["items"]}["DNS points the API name at the balancers"]
     confirmed_at = ALL_VARS["dns_record_nsupdate_server"]
     assert moved["status"] == "pass", moved
-    assert moved["figure"] == f"{DOMAIN} -> {confirmed_at}: A {ALL_VARS['site_dns_ipv4'][0]}, AAAA none", moved
+    # and what the name answered before (the Phase 1 origin) with its TTL: how long resolvers may keep it
+    origin = ALL_VARS["lab_dns_records"][0]["address"]
+    now = f"{DOMAIN} -> {confirmed_at}: A {ALL_VARS['site_dns_ipv4'][0]}, AAAA none"
+    assert moved["figure"].startswith(f"{now}; before: A {origin}, AAAA none, TTL "), moved
     assert dns_answer() == ALL_VARS["site_dns_ipv4"]
     record("fresh full-stack converge (site.yml, s)", converge["total_seconds"])
     record("no-op re-run (idempotence, s)", rerun["total_seconds"])
