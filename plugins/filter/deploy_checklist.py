@@ -351,9 +351,12 @@ def dns_item(result, name, not_run):
     figure = f"{result.get('fqdn')} -> {figure or 'no answer'}"
     previous = result.get("previous")
     if isinstance(previous, dict) and previous.get("ttl") is not None:
-        # resolvers may hand out the answer from before the change for up to its TTL
+        # resolvers may hand out the answer from before the change for up to its TTL (when this run changed it:
+        # after a change made by hand, the run that confirms it reads the new answer first)
         before = f"A {_addresses(previous, 'A')}, AAAA {_addresses(previous, 'AAAA')}"
-        figure += f"; before: {before}, TTL {previous.get('ttl')} s (resolvers may keep it that long)"
+        after = {f"A {_addresses(answer, 'A')}, AAAA {_addresses(answer, 'AAAA')}" for answer in answers.values()}
+        if after != {before}:
+            figure += f"; before: {before}, TTL {previous.get('ttl')} s (resolvers may keep it that long)"
     return _item(name, PASSED if result.get("confirmed") else FAILED, figure)
 
 

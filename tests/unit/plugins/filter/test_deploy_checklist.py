@@ -199,11 +199,13 @@ BALANCERS_DNS = "DNS points the API name at the balancers"
         (dns_result(["172.30.76.240"], previous=(["172.30.76.231"], ["2001:db8::31"], 3600)), "pass",
          "api.ywlab.test -> 172.30.76.250: A 172.30.76.240, AAAA none; before: A 172.30.76.231, AAAA 2001:db8::31, "
          "TTL 3600 s (resolvers may keep it that long)"),
+        (dns_result(["172.30.76.240"], previous=(["172.30.76.240"], [], 60)), "pass",
+         "api.ywlab.test -> 172.30.76.250: A 172.30.76.240, AAAA none"),
         ("off", "not_checked", "site_dns_cutover is off: the API name is changed outside site.yml"),
         (None, "not_checked", "not confirmed in this run (check mode, or the stage did not run)"),
     ],
-    ids=["cut over", "a server still answers the origin", "with the answer before and its TTL", "cutover off",
-         "not confirmed"],
+    ids=["cut over", "a server still answers the origin", "with the answer before and its TTL",
+         "unchanged in this run", "cutover off", "not confirmed"],
 )  # fmt: skip
 def test_the_dns_cutover_is_an_item_before_what_verify_does_not_measure(dns, status, figure):
     out = verify(dict(verify_results(), dns=dns))
