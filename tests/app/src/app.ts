@@ -4,6 +4,7 @@ import type { Config } from './config';
 import type { Store } from './db';
 import type { LockInfo } from './jobs';
 import { errorMessage, type Logger } from './log';
+import { UNMATCHED_ROUTE, type Metrics } from './metrics';
 import { DUMMY_HASH, verifyPassword } from './password';
 import { bearerToken, signToken, verifyToken, type TokenClaims } from './token';
 import { intParam, LIMITS, validateLogin, validateMessage } from './validate';
@@ -27,6 +28,8 @@ export interface AppDeps {
   shuttingDown(): boolean;
   startedAt: number;
   log: Logger;
+  /** Counts every response, serves /metrics; shared with the store and the job runner (server.ts). */
+  metrics: Metrics;
 }
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -96,15 +99,17 @@ async function dependency<T>(what: string, p: Promise<T>): Promise<T> {
 }
 
 export function createApp(deps: AppDeps): Handler {
-  const { config, store, redis, log } = deps;
+  const { config, store, redis, log, metrics } = deps;
   const server = config.serverId;
   const now = () => new Date().toISOString();
 
   function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-    const text = JSON.stringify(body);
+    reply(res, status, JSON.stringify(body), { 'Content-Type': 'application/json; charset=utf-8', ...headers });
+  }
+
+  function reply(res: ServerResponse, status: number, text: string, headers: Record<string, string>): void {
     res.statusCode = status;
     res.setHeader('X-Server-Id', server);
-    res.setHeader('Content-Type', 'application/json; charset=utf-8');
     res.setHeader('Cache-Control', 'no-store');
     res.setHeader('Content-Length', Buffer.byteLength(text));
     // While draining, keep-alive connections are closed after their current request.
@@ -213,6 +218,15 @@ export function createApp(deps: AppDeps): Handler {
         send(res, 200, locks);
       },
     },
+    // For Prometheus, unauthenticated like /admin/*: the app port is reachable only from the
+    // balancers and the monitoring host, and labels hold no user data. No-store: a cached scrape
+    // would show counters standing still.
+    '/metrics': {
+      GET: async (_q, res) => {
+        const m = await metrics.render();
+        reply(res, 200, m.text, { 'Content-Type': m.contentType });
+      },
+    },
     '/admin/jobs': {
       GET: async (_q, res, url) => {
         const limit = intParam(url.searchParams.get('limit'), 'limit', LIMITS.listDefault, 1, LIMITS.listMax);
@@ -224,6 +238,10 @@ export function createApp(deps: AppDeps): Handler {
   };
 
   return (req, res) => {
+    // The route label is the route table's key, never the raw path: ids and query strings add no
+    // series. Counted once the response is sent, whatever answered it (including /metrics itself).
+    let routeLabel = UNMATCHED_ROUTE;
+    res.once('finish', () => metrics.countResponse(req.method ?? 'GET', routeLabel, res.statusCode));
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://localhost');
@@ -233,6 +251,7 @@ export function createApp(deps: AppDeps): Handler {
     const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, '') : url.pathname;
     const methods = routes[path];
     if (!methods) return send(res, 404, { error: 'not found', path, server });
+    routeLabel = path;
     const method = req.method === 'HEAD' && methods.GET ? 'GET' : (req.method ?? 'GET');
     const route = methods[method];
     if (!route) {

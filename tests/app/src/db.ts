@@ -2,9 +2,10 @@
 // so nothing here relies on session state: no session advisory locks, no SET outside a
 // transaction, no named prepared statements (pg uses the unnamed statement for parameterised
 // queries unless a query is given a `name`, which this code never does).
-import { Pool, type PoolClient } from 'pg';
+import { Pool, type PoolClient, type QueryResult } from 'pg';
 import { hashPassword, verifyPassword } from './password';
 import { errorMessage, type Logger } from './log';
+import type { DbOperation, QueryTimer } from './metrics';
 
 export interface UserRow {
   id: number;
@@ -81,20 +82,30 @@ function toMessage(r: Record<string, unknown>): MessageRow {
 }
 
 export class PgStore implements Store {
-  constructor(private readonly pool: Pool) {}
+  /** `time` wraps every query (db_query_duration_seconds in production, see metrics.ts). */
+  constructor(
+    private readonly pool: Pool,
+    private readonly time: QueryTimer,
+  ) {}
+
+  /** The only way this class reaches the database, so no query escapes the timing. */
+  private query(operation: DbOperation, text: string, values?: unknown[]): Promise<QueryResult> {
+    return this.time(operation, () => this.pool.query(text, values));
+  }
 
   async ping(): Promise<void> {
-    await this.pool.query('SELECT 1');
+    await this.query('ping', 'SELECT 1');
   }
 
   async findUser(email: string): Promise<UserRow | null> {
-    const r = await this.pool.query('SELECT id, email, password_hash FROM users WHERE email = $1', [email]);
+    const r = await this.query('find_user', 'SELECT id, email, password_hash FROM users WHERE email = $1', [email]);
     if (r.rowCount === 0) return null;
     return { id: Number(r.rows[0].id), email: r.rows[0].email, password_hash: r.rows[0].password_hash };
   }
 
   async insertMessage(m: NewMessage): Promise<MessageRow> {
-    const r = await this.pool.query(
+    const r = await this.query(
+      'insert_message',
       `INSERT INTO messages (content, target_type, target_ids, user_id, server, release)
        VALUES ($1, $2, $3::jsonb, $4, $5, $6) RETURNING ${MESSAGE_COLUMNS}`,
       [m.content, m.targetType, JSON.stringify(m.targetIds), m.userId, m.server, m.release],
@@ -103,18 +114,20 @@ export class PgStore implements Store {
   }
 
   async listMessages(limit: number): Promise<MessageRow[]> {
-    const r = await this.pool.query(`SELECT ${MESSAGE_COLUMNS} FROM messages ORDER BY id DESC LIMIT $1`, [limit]);
+    const r = await this.query('list_messages', `SELECT ${MESSAGE_COLUMNS} FROM messages ORDER BY id DESC LIMIT $1`, [limit]);
     return r.rows.map(toMessage);
   }
 
   async recordJobRun(runId: string, job: string, server: string): Promise<void> {
-    await this.pool.query('INSERT INTO job_runs (run_id, job, server) VALUES ($1, $2, $3)', [runId, job, server]);
+    await this.query('record_job_run', 'INSERT INTO job_runs (run_id, job, server) VALUES ($1, $2, $3)', [runId, job, server]);
   }
 
   async listJobRuns(limit: number): Promise<JobRunRow[]> {
-    const r = await this.pool.query('SELECT id, run_id, job, server, ran_at FROM job_runs ORDER BY id DESC LIMIT $1', [
-      limit,
-    ]);
+    const r = await this.query(
+      'list_job_runs',
+      'SELECT id, run_id, job, server, ran_at FROM job_runs ORDER BY id DESC LIMIT $1',
+      [limit],
+    );
     return r.rows.map((x) => ({
       id: Number(x.id),
       run_id: x.run_id,
@@ -173,6 +186,8 @@ export interface MigrationResult {
  * Apply pending migrations and seed the lab user in ONE transaction. The advisory lock is
  * transaction-scoped, so it works through PgBouncer in transaction mode and is released by
  * COMMIT/ROLLBACK even if this process dies.
+ * Not timed in db_query_duration_seconds: it runs once per start, and waiting for another
+ * backend's migration lock is not query latency (it would trip DatabaseLatencyHigh at deploys).
  */
 export async function migrate(pool: Pool, seed: { email: string; password: string }): Promise<MigrationResult> {
   const client: PoolClient = await pool.connect();

@@ -48,6 +48,11 @@ export function runIdOf(job: string, slot: number): string {
   return `${job}:${slot}`;
 }
 
+/** Unix time in seconds of the start of a slot: the run's identity as a number (job_last_run_slot_seconds). */
+export function slotStartSeconds(slot: number, intervalMs: number): number {
+  return (slot * intervalMs) / 1000;
+}
+
 /** The next slot to run: the next boundary after now, and never one already scheduled. */
 export function nextSlot(nowMs: number, intervalMs: number, lastSlot: number | null): number {
   const s = slotOf(nowMs, intervalMs) + 1;
@@ -78,6 +83,8 @@ export interface JobRunnerOptions {
   backend: LockBackend;
   work: (job: JobName, runId: string) => Promise<void>;
   log: Logger;
+  /** Told of each run this server executes (metrics.ts sets job_last_run_slot_seconds). */
+  metrics?: { jobRunStarted(jobName: string, slotSeconds: number): void };
   now?: () => number;
   token?: () => string;
 }
@@ -132,6 +139,10 @@ export class JobRunner {
       }
 
       log('INFO', `Acquired lock for job: ${job}`, { run });
+      // Only here, holding both the lock and the slot: a server that lost either never reports the
+      // slot, so two servers reporting the same one means the run really executed twice. Set before
+      // the work, so a duplicate shows while both runs are still going (and failed runs count too).
+      this.o.metrics?.jobRunStarted(job, slotStartSeconds(slot, this.o.intervalMs));
       const started = this.now();
       let outcome: Outcome = 'ran';
       try {

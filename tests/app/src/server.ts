@@ -7,6 +7,7 @@ import { createPool, migrate, PgStore } from './db';
 import { JobRunner } from './jobs';
 import { drain, listen, packageVersion, trackRequests } from './lifecycle';
 import { createLogger, errorMessage } from './log';
+import { Metrics } from './metrics';
 import { createRedis, RedisLocks } from './redis';
 
 async function main(): Promise<void> {
@@ -18,9 +19,11 @@ async function main(): Promise<void> {
   const config = loaded.config;
   const log = createLogger(config.serverId);
   const startedAt = Date.now();
+  // One registry for the process: the HTTP handler, the store and the job runner all report into it.
+  const metrics = new Metrics();
 
   const pool = createPool(config.databaseUrl, config.dbPoolMax, log);
-  const store = new PgStore(pool);
+  const store = new PgStore(pool, metrics.timeQuery);
   const redisClient = createRedis(config.redisUrl, log);
   const locks = new RedisLocks(redisClient);
 
@@ -42,6 +45,7 @@ async function main(): Promise<void> {
     jobs: config.jobs,
     backend: locks,
     log,
+    metrics,
     work: async (job, runId) => {
       if (config.jobWorkMs > 0) await new Promise((r) => setTimeout(r, config.jobWorkMs));
       await store.recordJobRun(runId, job, config.serverId);
@@ -49,7 +53,7 @@ async function main(): Promise<void> {
   });
 
   const server = createServer(
-    createApp({ config, store, redis: locks, readiness, shuttingDown: () => shuttingDown, startedAt, log }),
+    createApp({ config, store, redis: locks, readiness, shuttingDown: () => shuttingDown, startedAt, log, metrics }),
   );
   server.keepAliveTimeout = config.keepAliveTimeoutMs;
   server.headersTimeout = config.keepAliveTimeoutMs + 1000;

@@ -3,6 +3,7 @@ import { request, type Agent, type IncomingHttpHeaders } from 'node:http';
 import type { NewMessage, JobRunRow, MessageRow, Store, UserRow } from '../src/db';
 import { LOCK_PREFIX, serverOfOwner, type LockBackend, type LockInfo } from '../src/jobs';
 import type { Fields, Level, Logger } from '../src/log';
+import type { Metrics } from '../src/metrics';
 
 /** An in-memory Redis with the semantics the job system relies on, on an injectable clock. */
 export class MemoryLocks implements LockBackend {
@@ -151,4 +152,34 @@ export function call(
     req.on('error', reject);
     req.end(body);
   });
+}
+
+export interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** Parse the Prometheus text format, so tests read exactly what a scrape gets. */
+export function parseExposition(text: string): Sample[] {
+  const samples: Sample[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m) continue;
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2];
+    samples.push({ name: m[1], labels, value: m[3] === '+Inf' ? Infinity : Number(m[3]) });
+  }
+  return samples;
+}
+
+/** The value of the series with exactly these labels, undefined when there is none. */
+export function valueOf(samples: Sample[], name: string, labels: Record<string, string>): number | undefined {
+  const want = JSON.stringify(Object.entries(labels).sort());
+  return samples.find((s) => s.name === name && JSON.stringify(Object.entries(s.labels).sort()) === want)?.value;
+}
+
+/** The scrape of a Metrics instance, parsed. */
+export async function scrape(metrics: Metrics): Promise<Sample[]> {
+  return parseExposition((await metrics.render()).text);
 }

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp, type Readiness } from '../src/app';
+import { Metrics } from '../src/metrics';
 import { hashPassword } from '../src/password';
 import { signToken, verifyToken } from '../src/token';
 import { call, MemoryLocks, MemoryStore, memoryLogger } from './helpers';
@@ -30,6 +31,7 @@ describe('HTTP API with fake database and Redis', () => {
         shuttingDown: () => shuttingDown,
         startedAt: Date.now() - 5000,
         log,
+        metrics: new Metrics(),
       }),
     );
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

@@ -5,9 +5,10 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPool, migrate, PgStore } from '../src/db';
 import { JobRunner, lockKey, runKey } from '../src/jobs';
+import { Metrics } from '../src/metrics';
 import { verifyPassword } from '../src/password';
 import { createRedis, RedisLocks } from '../src/redis';
-import { memoryLogger } from './helpers';
+import { memoryLogger, scrape, valueOf } from './helpers';
 
 const REDIS = process.env.TEST_REDIS_URL;
 const DB = process.env.TEST_DATABASE_URL;
@@ -86,7 +87,8 @@ describe('real PostgreSQL', { skip: DB ? false : 'TEST_DATABASE_URL not set' }, 
       assert.deepEqual(again, { applied: [], seedUser: 'unchanged' });
       const changed = await migrate(pools[0], { email: 'it-user@example.org', password: 'pw-2' });
       assert.equal(changed.seedUser, 'updated', 'a new SEED_USER_PASSWORD takes effect');
-      const store = new PgStore(pools[0]);
+      const metrics = new Metrics();
+      const store = new PgStore(pools[0], metrics.timeQuery);
       const user = await store.findUser('it-user@example.org');
       assert.ok(user && (await verifyPassword('pw-2', user.password_hash)));
       const row = await store.insertMessage({
@@ -99,6 +101,11 @@ describe('real PostgreSQL', { skip: DB ? false : 'TEST_DATABASE_URL not set' }, 
       });
       assert.deepEqual(row.target_ids, ['a', 'b']);
       assert.ok((await store.listMessages(5)).some((m) => m.id === row.id));
+      const s = await scrape(metrics);
+      for (const operation of ['find_user', 'insert_message', 'list_messages']) {
+        assert.equal(valueOf(s, 'db_query_duration_seconds_count', { operation }), 1, operation);
+        assert.ok(valueOf(s, 'db_query_duration_seconds_sum', { operation })! > 0, operation);
+      }
       await pools[0].query('DELETE FROM messages WHERE id = $1', [row.id]);
       await pools[0].query('DELETE FROM users WHERE email = $1', ['it-user@example.org']);
     } finally {

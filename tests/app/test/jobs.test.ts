@@ -1,15 +1,27 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { JobName } from '../src/config';
-import { JobRunner, lockKey, nextSlot, runIdOf, runKey, runMarkerTtlMs, serverOfOwner, slotOf } from '../src/jobs';
+import {
+  JobRunner,
+  lockKey,
+  nextSlot,
+  runIdOf,
+  runKey,
+  runMarkerTtlMs,
+  serverOfOwner,
+  slotOf,
+  slotStartSeconds,
+} from '../src/jobs';
 import { formatLine } from '../src/log';
-import { MemoryLocks, memoryLogger } from './helpers';
+import { Metrics } from '../src/metrics';
+import { MemoryLocks, memoryLogger, scrape, valueOf } from './helpers';
 
 const JOB: JobName = 'recurring-messages';
 
 function runner(serverId: string, locks: MemoryLocks, opts: { now?: () => number; work?: () => Promise<void> } = {}) {
   const { log, lines } = memoryLogger();
   const ran: string[] = [];
+  const metrics = new Metrics();
   const r = new JobRunner({
     serverId,
     intervalMs: 2000,
@@ -17,13 +29,16 @@ function runner(serverId: string, locks: MemoryLocks, opts: { now?: () => number
     jobs: [JOB, 'phone-recovery'],
     backend: locks,
     log,
+    metrics,
     now: opts.now,
     work: async (_job, runId) => {
       ran.push(runId);
       if (opts.work) await opts.work();
     },
   });
-  return { r, lines, ran };
+  /** job_last_run_slot_seconds of this server, undefined while it has executed no run of the job. */
+  const lastSlot = async (job: string = JOB) => valueOf(await scrape(metrics), 'job_last_run_slot_seconds', { job_name: job });
+  return { r, lines, ran, lastSlot };
 }
 
 test('run ids are the same on every backend for the same slot', () => {
@@ -174,4 +189,60 @@ test('real timers: two schedulers on a 100 ms interval share every slot without 
   assert.equal(new Set(ran).size, ran.length, `duplicates in ${ran.join(' ')}`);
   const slots = ran.map((r) => Number(r.split(':')[1])).sort((x, y) => x - y);
   assert.equal(slots.at(-1)! - slots[0] + 1, slots.length, `a slot was skipped: ${slots.join(',')}`);
+});
+
+test('a run is identified by the Unix time of its slot start', () => {
+  const interval = 300_000; // the default JOB_INTERVAL_MS
+  const slot = slotOf(Date.parse('2026-01-01T00:07:31Z'), interval);
+  assert.equal(runIdOf(JOB, slot), 'recurring-messages:5890753');
+  assert.equal(slotStartSeconds(slot, interval), Date.parse('2026-01-01T00:05:00Z') / 1000);
+  assert.equal(slotStartSeconds(42, 2000), 84);
+});
+
+test('job_last_run_slot_seconds: set to the slot by the server that ran it, never by the one that lost the lock', async () => {
+  const locks = new MemoryLocks();
+  const a = runner('backend-1', locks);
+  const b = runner('backend-2', locks);
+  const [ra] = await Promise.all([a.r.runSlot(JOB, 42), b.r.runSlot(JOB, 42)]);
+  const [winner, loser] = ra === 'ran' ? [a, b] : [b, a];
+  assert.equal(await winner.lastSlot(), 84, 'slot 42 of a 2 s interval starts at Unix time 84');
+  assert.equal(await loser.lastSlot(), undefined, 'the server that lost the lock reports nothing');
+  assert.equal(await winner.lastSlot('phone-recovery'), undefined, 'only the job that ran');
+  assert.equal(await loser.r.runSlot(JOB, 43), 'ran');
+  assert.equal(await loser.lastSlot(), 86);
+  assert.equal(await winner.lastSlot(), 84, 'unchanged until this server runs the job again');
+});
+
+test('job_last_run_slot_seconds: a late backend that took the lock but found the slot done does not set it', async () => {
+  let t = 84_000;
+  const locks = new MemoryLocks(() => t);
+  const a = runner('backend-1', locks, { now: () => t });
+  const b = runner('backend-2', locks, { now: () => t });
+  assert.equal(await a.r.runSlot(JOB, 42), 'ran');
+  t += 1500;
+  assert.equal(await b.r.runSlot(JOB, 42), 'held');
+  assert.equal(await b.lastSlot(), undefined);
+  assert.equal(await a.lastSlot(), 84);
+});
+
+test('job_last_run_slot_seconds: a failed run was still executed; one that never got the lock (Redis down) was not', async () => {
+  const locks = new MemoryLocks();
+  const a = runner('backend-1', locks, { work: async () => Promise.reject(new Error('db down')) });
+  assert.equal(await a.r.runSlot(JOB, 7), 'failed');
+  assert.equal(await a.lastSlot(), 14);
+  locks.failing = new Error('Connection is closed.');
+  assert.equal(await a.r.runSlot(JOB, 8), 'error');
+  assert.equal(await a.lastSlot(), 14);
+});
+
+test('many slots, three backends in random order: no two ever report the same slot (ScheduledJobRanTwice)', async () => {
+  const locks = new MemoryLocks();
+  const rs = ['b1', 'b2', 'b3'].map((s) => runner(s, locks));
+  for (let slot = 0; slot < 30; slot++) {
+    const order = [...rs].sort(() => Math.random() - 0.5);
+    await Promise.all(order.map((x) => x.r.runSlot(JOB, slot)));
+    const reported = (await Promise.all(rs.map((x) => x.lastSlot()))).filter((v) => v !== undefined);
+    assert.equal(new Set(reported).size, reported.length, `slot ${slot}: ${reported.join(' ')}`);
+    assert.ok(reported.includes(slot * 2), `slot ${slot} is reported by the server that ran it`);
+  }
 });

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createApp } from '../src/app';
 import { drain, packageVersion, trackRequests } from '../src/lifecycle';
+import { Metrics } from '../src/metrics';
 import { call, MemoryLocks, MemoryStore, memoryLogger } from './helpers';
 
 test('drain: the request in progress finishes, new connections are refused, idle keep-alive closes', async () => {
@@ -20,6 +21,7 @@ test('drain: the request in progress finishes, new connections are refused, idle
       shuttingDown: () => shuttingDown,
       startedAt: Date.now(),
       log: memoryLogger().log,
+      metrics: new Metrics(),
     }),
   );
   const inFlight = trackRequests(server);
