@@ -205,6 +205,28 @@ def test_the_upstream_header_is_sent_on_health_endpoints_to_trusted_clients_only
     assert "x-upstream-addr" not in untrusted.lower()
 
 
+def test_internal_paths_reach_the_backends_from_internal_networks_only(host):
+    # nginx_lb_internal_paths (/metrics, /admin/) and nginx_lb_internal_networks (loopback) by default:
+    # from the balancer itself the request is proxied (the backend's answer carries X-Backend), from
+    # another lab host nginx answers 404 itself; a public path is proxied for both.
+    lb_ip = host.run("hostname -I").stdout.split()[0]
+
+    def head(path, internal):
+        if internal:
+            return curl(host, "--head", https(path)).lower()
+        return labkit.docker_exec(
+            "nginx_lb-backend-1",
+            ["curl", "-s", "--head", "--max-time", "5", "-k", "--resolve", f"{SERVER_NAME}:443:{lb_ip}",
+             f"https://{SERVER_NAME}{path}"],
+        ).stdout.lower()  # fmt: skip
+
+    for path in ("/metrics", "/admin/locks", "/admin/jobs?limit=5"):
+        assert "x-backend:" in head(path, internal=True), path
+        outside = head(path, internal=False)
+        assert outside.startswith("http/2 404") and "x-backend:" not in outside, (path, outside)
+    assert "x-backend:" in head("/api/messages", internal=False)
+
+
 def test_access_log_records_upstream_status_and_timings(host):
     lb = host.backend.get_hostname()
     marker = uuid.uuid4().hex
