@@ -8,6 +8,8 @@ molecule/_shared/labkit.py (on sys.path, like this package); what is here is the
 import contextlib
 import json
 import os
+import subprocess
+import threading
 
 import labkit
 import yaml
@@ -40,17 +42,33 @@ with open(os.path.join(PROJECT, "tests", "lab", "lab.json"), encoding="utf-8") a
 
 
 @contextlib.contextmanager
-def cpu_quota(group=SCALEOUT["group"], cpus=SCALEOUT["cpus"]):
+def cpu_quota(group=SCALEOUT["group"], cpus=SCALEOUT["cpus"], until=None):
     """Each host of the group limited to `cpus` cores while the block runs (tests/lab/lab.json's
     scaleout): on one machine, so that several backends measure like several servers. Lifted after,
-    whatever happened."""
+    whatever happened - or as soon as a process whose command line matches `until` (pgrep -f, on the
+    controller) runs: the part of a run the quota is for is over then."""
     names = [container(host) for host in GROUPS[group]]
+    # `--cpus 0` leaves the quota as it was: as many cores as the machine has is no limit
+    lift = ["docker", "update", "--cpus", str(os.cpu_count() or 1), *names]
     sh(["docker", "update", "--cpus", str(cpus), *names])
+    done = threading.Event()
+
+    def lift_when_it_runs():
+        while not done.wait(0.2):
+            if subprocess.run(["pgrep", "-f", until], capture_output=True, check=False).returncode == 0:
+                sh(lift, check=False)
+                return
+
+    watcher = threading.Thread(target=lift_when_it_runs, daemon=True) if until else None
+    if watcher:
+        watcher.start()
     try:
         yield names
     finally:
-        # `--cpus 0` leaves the quota as it was: as many cores as the machine has is no limit
-        sh(["docker", "update", "--cpus", str(os.cpu_count() or 1), *names], check=False)
+        done.set()
+        if watcher:
+            watcher.join()
+        sh(lift, check=False)
 
 
 def container(host):
