@@ -21,6 +21,7 @@ export interface Config {
   shutdownDrainDelayMs: number;
   healthCheckTimeoutMs: number;
   dbPoolMax: number;
+  dbConnectTimeoutMs: number;
   migrateOnStart: boolean;
   seedUserEmail: string;
   seedUserPassword: string;
@@ -159,6 +160,7 @@ export function loadConfig(env: Env, defaults: Defaults, mode: Mode = 'server'):
     shutdownDrainDelayMs: r.int('SHUTDOWN_DRAIN_DELAY_MS', 0, 0, 600000),
     healthCheckTimeoutMs: r.int('HEALTH_CHECK_TIMEOUT_MS', 2000, 50, 60000),
     dbPoolMax: r.int('DB_POOL_MAX', 10, 1, 1000),
+    dbConnectTimeoutMs: r.int('DB_CONNECT_TIMEOUT_MS', 3000, 100, 60000),
     migrateOnStart: r.bool('MIGRATE_ON_START', true),
     seedUserEmail,
     seedUserPassword: r.str('SEED_USER_PASSWORD', 'password'),

@@ -51,11 +51,12 @@ export interface Store {
   listJobRuns(limit: number): Promise<JobRunRow[]>;
 }
 
-export function createPool(databaseUrl: string, max: number, log: Logger): Pool {
+/** connectTimeoutMs bounds both a new connection (SCRAM included) and the wait for a pooled one. */
+export function createPool(databaseUrl: string, max: number, log: Logger, connectTimeoutMs = 3000): Pool {
   const pool = new Pool({
     connectionString: databaseUrl,
     max,
-    connectionTimeoutMillis: 3000,
+    connectionTimeoutMillis: connectTimeoutMs,
     idleTimeoutMillis: 10000,
     // Client-side timeout: a server-side statement_timeout would be a startup parameter,
     // which PgBouncer rejects unless told to ignore it.

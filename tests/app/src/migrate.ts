@@ -13,7 +13,7 @@ async function main(): Promise<number> {
   }
   const { config } = loaded;
   const log = createLogger(config.serverId);
-  const pool = createPool(config.databaseUrl, 1, log);
+  const pool = createPool(config.databaseUrl, 1, log, config.dbConnectTimeoutMs);
   try {
     const r = await migrate(pool, { email: config.seedUserEmail, password: config.seedUserPassword });
     log('INFO', 'Migrations done', { applied: r.applied.join(',') || 'none', seed_user: r.seedUser });

@@ -22,7 +22,7 @@ async function main(): Promise<void> {
   // One registry for the process: the HTTP handler, the store and the job runner all report into it.
   const metrics = new Metrics();
 
-  const pool = createPool(config.databaseUrl, config.dbPoolMax, log);
+  const pool = createPool(config.databaseUrl, config.dbPoolMax, log, config.dbConnectTimeoutMs);
   const store = new PgStore(pool, metrics.timeQuery);
   const redisClient = createRedis(config.redisUrl, log);
   const locks = new RedisLocks(redisClient);

@@ -56,6 +56,15 @@ test('environment overrides every default', () => {
   assert.equal(c.seedUserEmail, 'ops@example.org');
 });
 
+test('DB_CONNECT_TIMEOUT_MS: 3 s by default, 100 ms to 60 s when set', () => {
+  assert.equal(ok(base).dbConnectTimeoutMs, 3000);
+  assert.equal(ok({ ...base, DB_CONNECT_TIMEOUT_MS: '10000' }).dbConnectTimeoutMs, 10000);
+  for (const bad of ['50', '60001']) {
+    const r = loadConfig({ ...base, DB_CONNECT_TIMEOUT_MS: bad }, defaults);
+    assert.ok(!r.ok && r.errors.some((e) => e.startsWith('DB_CONNECT_TIMEOUT_MS must be between 100 and 60000')), bad);
+  }
+});
+
 test('a short job interval shortens the default lock TTL to the interval', () => {
   assert.equal(ok({ ...base, JOB_INTERVAL_MS: '2000' }).jobLockTtlMs, 2000);
 });
