@@ -98,7 +98,7 @@ def test_bad_input_of_every_class_is_refused_in_one_message_before_the_host_chan
         "nginx_lb_access_log": "/var/log/nginx/a.log; error_log /tmp/x",
         "nginx_lb_upstream_header_networks": ["10.0.0.0/8", "everyone", "10.0.0.0/33", "1::2::3"],
         "nginx_lb_internal_networks": ["10.1.0.0/16", "0.0.0.0/-1"],
-        "nginx_lb_internal_paths": ["/metrics", "/admin; allow all", "/health/detailed"],
+        "nginx_lb_internal_paths": ["/metrics", "/admin; allow all", "/health/detailed", "/"],
         "nginx_lb_proxy_next_upstream": ["error", "timeout", "http_503"],
         "nginx_lb_liveness_next_upstream": ["error", "non_idempotent"],
         "nginx_lb_proxy_next_upstream_tries": 0,
@@ -114,7 +114,7 @@ def test_bad_input_of_every_class_is_refused_in_one_message_before_the_host_chan
         "got http_503",
         '"0.0.0.0/-1"',
         '"/admin; allow all"',
-        '"/health/detailed"',
+        '"/health/detailed", "/"]',
     ):
         assert detail in message, (detail, message)
     assert '"10.0.0.0/8"' not in message  # the good network is not reported
