@@ -70,7 +70,7 @@ def main():
     rows = []
 
     noop = []
-    for _ in range(args.noop_runs):
+    for _run in range(args.noop_runs):
         seconds, changed, rc, tail = playbook("site.yml")
         must(rc == 0 and not any(changed.values()), f"the no-op site.yml changed {changed} (rc {rc})", tail)
         noop.append(seconds)
