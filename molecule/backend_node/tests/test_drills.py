@@ -203,8 +203,10 @@ def test_a_broken_build_leaves_the_previous_release_serving():
             labkit.docker_exec(name, "touch /tmp/stop-probe", check=False)
     codes = {name: probe.communicate(timeout=30)[0].split() for name, probe in probes.items()}
     assert run.rc != 0
-    # the build's own error (a TypeScript type error) is in the failure message
-    failed_build = r"Building release e501e59ac2db .* failed at \"Build \(npm run build\)\""
+    # the build's own error (a TypeScript type error) is in the failure message; the release is named by
+    # its commit, which changes with the app's sources
+    broken = tag_commit("v1.2.0-broken")[:12]
+    failed_build = rf"Building release {broken} .* failed at \"Build \(npm run build\)\""
     assert re.search(failed_build, run.output), run.output[-3000:]
     assert "error TS" in run.output
     assert "the running release and the service were left untouched" in run.output
@@ -212,7 +214,7 @@ def test_a_broken_build_leaves_the_previous_release_serving():
         assert len(codes[name]) >= 5, codes[name]
         assert set(codes[name]) == {"200"}, codes[name]
         assert (current_release(name), main_pid(name)) == before[name]
-        assert labkit.docker_exec(name, f"test -e {BASE}/releases/e501e59ac2db", check=False).returncode != 0, (
+        assert labkit.docker_exec(name, f"test -e {BASE}/releases/{broken}", check=False).returncode != 0, (
             "failed release left behind"
         )
     assert set(releases_served().values()) == {"1.1.0"}
