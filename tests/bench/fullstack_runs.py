@@ -52,7 +52,7 @@ def fresh_converge_seconds():
     for path in sorted(glob.glob(str(ROOT / "reports" / "deploy-*.json"))):
         report = json.loads(Path(path).read_text())
         stages = [stage.get("stage") for stage in report.get("stages") or []]
-        if report.get("kind") == "deploy" and "backend" in stages and report.get("total_seconds"):
+        if report.get("kind") == "deploy" and "backends" in stages and report.get("total_seconds"):
             return float(report["total_seconds"]), path
     sys.exit("no site.yml report in reports/: run ./run main first")
 
