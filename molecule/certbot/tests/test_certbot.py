@@ -43,10 +43,14 @@ deadline = time.monotonic() + limit
 while time.monotonic() < deadline and not os.path.exists(stop):
     try:
         conn = http.client.HTTPSConnection(domain, 443, context=ctx, timeout=5)
+        conn.connect()
+        # The certificate is read off the handshake, before the request: an answer with
+        # "Connection: close" (an old worker finishing after a reload) makes http.client drop
+        # conn.sock as soon as the response headers are in.
+        der = conn.sock.getpeercert(binary_form=True)
         conn.request("GET", "/health")
         resp = conn.getresponse()
         body = resp.read()
-        der = conn.sock.getpeercert(binary_form=True)
         conn.close()
         serial = format(x509.load_der_x509_certificate(der).serial_number, "x")
         if not serials or serials[-1] != serial:
