@@ -23,6 +23,8 @@ export interface Config {
   dbPoolMax: number;
   dbConnectTimeoutMs: number;
   migrateOnStart: boolean;
+  /** Test only (JOB_LOCK_TEST_BYPASS): run every job slot without the Redis lock; never in production. */
+  jobLockTestBypass: boolean;
   seedUserEmail: string;
   seedUserPassword: string;
   keepAliveTimeoutMs: number;
@@ -162,6 +164,7 @@ export function loadConfig(env: Env, defaults: Defaults, mode: Mode = 'server'):
     dbPoolMax: r.int('DB_POOL_MAX', 10, 1, 1000),
     dbConnectTimeoutMs: r.int('DB_CONNECT_TIMEOUT_MS', 3000, 100, 60000),
     migrateOnStart: r.bool('MIGRATE_ON_START', true),
+    jobLockTestBypass: r.bool('JOB_LOCK_TEST_BYPASS', false),
     seedUserEmail,
     seedUserPassword: r.str('SEED_USER_PASSWORD', 'password'),
     keepAliveTimeoutMs: r.int('HTTP_KEEPALIVE_TIMEOUT_MS', 65000, 1000, 600000),

@@ -7,6 +7,8 @@
 //   jobrun:<job>:<slot>     SET NX PX (2 x interval + lock ttl), never deleted: marks the slot as taken.
 // The lock stops two runs of one job overlapping; the slot marker stops a backend whose clock is
 // behind from running a slot again after the first backend already finished and released the lock.
+// Test only: with bypassLock (JOB_LOCK_TEST_BYPASS) a backend takes neither key and runs every slot,
+// so it runs the same slot as another backend: the lab's duplicate-run alert drill.
 import { randomBytes } from 'node:crypto';
 import type { JobName } from './config';
 import { errorMessage, type Logger } from './log';
@@ -85,6 +87,8 @@ export interface JobRunnerOptions {
   log: Logger;
   /** Told of each run this server executes (metrics.ts sets job_last_run_slot_seconds). */
   metrics?: { jobRunStarted(jobName: string, slotSeconds: number): void };
+  /** Test only (JOB_LOCK_TEST_BYPASS): run every slot without the lock or the slot marker. */
+  bypassLock?: boolean;
   now?: () => number;
   token?: () => string;
 }
@@ -103,7 +107,10 @@ export class JobRunner {
     this.token = o.token ?? (() => randomBytes(8).toString('hex'));
   }
 
-  /** Try to run one job for one slot. Logs exactly one of the two lock lines unless Redis failed. */
+  /**
+   * Try to run one job for one slot. Logs exactly one of the two lock lines unless Redis failed,
+   * or with bypassLock the bypass line instead (and never touches Redis).
+   */
   async runSlot(job: JobName, slot: number): Promise<Outcome> {
     const { serverId, backend, log } = this.o;
     const run = runIdOf(job, slot);
@@ -113,6 +120,10 @@ export class JobRunner {
     }
     this.running.add(job);
     try {
+      if (this.o.bypassLock) {
+        log('WARN', `Job lock bypassed (JOB_LOCK_TEST_BYPASS): ${job}`, { run });
+        return await this.execute(job, slot); // await: the job stays in `running` until the run ends
+      }
       const key = lockKey(job);
       const owner = ownerValue(serverId, this.token());
       let holder: string | null = null;
@@ -139,19 +150,7 @@ export class JobRunner {
       }
 
       log('INFO', `Acquired lock for job: ${job}`, { run });
-      // Only here, holding both the lock and the slot: a server that lost either never reports the
-      // slot, so two servers reporting the same one means the run really executed twice. Set before
-      // the work, so a duplicate shows while both runs are still going (and failed runs count too).
-      this.o.metrics?.jobRunStarted(job, slotStartSeconds(slot, this.o.intervalMs));
-      const started = this.now();
-      let outcome: Outcome = 'ran';
-      try {
-        await this.o.work(job, run);
-        log('INFO', `Job completed: ${job}`, { run, duration_ms: this.now() - started });
-      } catch (e) {
-        outcome = 'failed';
-        log('ERROR', `Job failed: ${job}`, { run, duration_ms: this.now() - started, error: errorMessage(e) });
-      }
+      const outcome = await this.execute(job, slot);
       try {
         if (!(await backend.compareAndDelete(key, owner))) {
           log('WARN', `Job lock expired before release: ${job}`, { run, lock_ttl_ms: this.o.lockTtlMs });
@@ -162,6 +161,25 @@ export class JobRunner {
       return outcome;
     } finally {
       this.running.delete(job);
+    }
+  }
+
+  /** Execute one run: called holding both the lock and the slot marker, or with the lock bypassed. */
+  private async execute(job: JobName, slot: number): Promise<Outcome> {
+    const { log } = this.o;
+    const run = runIdOf(job, slot);
+    // Only here: a server that lost the lock or the slot never reports the slot, so two servers
+    // reporting the same one means the run really executed twice. Set before the work, so a
+    // duplicate shows while both runs are still going (and failed runs count too).
+    this.o.metrics?.jobRunStarted(job, slotStartSeconds(slot, this.o.intervalMs));
+    const started = this.now();
+    try {
+      await this.o.work(job, run);
+      log('INFO', `Job completed: ${job}`, { run, duration_ms: this.now() - started });
+      return 'ran';
+    } catch (e) {
+      log('ERROR', `Job failed: ${job}`, { run, duration_ms: this.now() - started, error: errorMessage(e) });
+      return 'failed';
     }
   }
 

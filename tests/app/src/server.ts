@@ -46,11 +46,18 @@ async function main(): Promise<void> {
     backend: locks,
     log,
     metrics,
+    bypassLock: config.jobLockTestBypass,
     work: async (job, runId) => {
       if (config.jobWorkMs > 0) await new Promise((r) => setTimeout(r, config.jobWorkMs));
       await store.recordJobRun(runId, job, config.serverId);
     },
   });
+  if (config.jobLockTestBypass) {
+    // Test only: this server runs slots other servers run too (the duplicate-run alert drill).
+    log('WARN', 'Job lock bypassed for testing (JOB_LOCK_TEST_BYPASS): never set it in production', {
+      jobs: config.jobs.join(',') || 'none',
+    });
+  }
 
   const server = createServer(
     createApp({ config, store, redis: locks, readiness, shuttingDown: () => shuttingDown, startedAt, log, metrics }),

@@ -65,6 +65,15 @@ test('DB_CONNECT_TIMEOUT_MS: 3 s by default, 100 ms to 60 s when set', () => {
   }
 });
 
+test('JOB_LOCK_TEST_BYPASS: off by default, true/false parse, anything else is an error naming it', () => {
+  assert.equal(ok(base).jobLockTestBypass, false);
+  assert.equal(ok({ ...base, JOB_LOCK_TEST_BYPASS: 'true' }).jobLockTestBypass, true);
+  assert.equal(ok({ ...base, JOB_LOCK_TEST_BYPASS: 'false' }).jobLockTestBypass, false);
+  const r = loadConfig({ ...base, JOB_LOCK_TEST_BYPASS: 'sometimes' }, defaults);
+  assert.ok(!r.ok, 'a bad value is rejected');
+  assert.deepEqual(r.errors, ['JOB_LOCK_TEST_BYPASS must be true or false, got "sometimes"']);
+});
+
 test('a short job interval shortens the default lock TTL to the interval', () => {
   assert.equal(ok({ ...base, JOB_INTERVAL_MS: '2000' }).jobLockTtlMs, 2000);
 });

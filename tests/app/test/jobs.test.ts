@@ -18,7 +18,11 @@ import { MemoryLocks, memoryLogger, scrape, valueOf } from './helpers';
 
 const JOB: JobName = 'recurring-messages';
 
-function runner(serverId: string, locks: MemoryLocks, opts: { now?: () => number; work?: () => Promise<void> } = {}) {
+function runner(
+  serverId: string,
+  locks: MemoryLocks,
+  opts: { now?: () => number; work?: () => Promise<void>; bypassLock?: boolean } = {},
+) {
   const { log, lines } = memoryLogger();
   const ran: string[] = [];
   const metrics = new Metrics();
@@ -31,6 +35,7 @@ function runner(serverId: string, locks: MemoryLocks, opts: { now?: () => number
     log,
     metrics,
     now: opts.now,
+    bypassLock: opts.bypassLock,
     work: async (_job, runId) => {
       ran.push(runId);
       if (opts.work) await opts.work();
@@ -245,4 +250,72 @@ test('many slots, three backends in random order: no two ever report the same sl
     assert.equal(new Set(reported).size, reported.length, `slot ${slot}: ${reported.join(' ')}`);
     assert.ok(reported.includes(slot * 2), `slot ${slot} is reported by the server that ran it`);
   }
+});
+
+/** A MemoryLocks that records every call made to it. */
+class RecordingLocks extends MemoryLocks {
+  readonly calls: string[] = [];
+  override async setNxPx(key: string, value: string, ttlMs: number) {
+    this.calls.push(`setNxPx ${key}`);
+    return super.setNxPx(key, value, ttlMs);
+  }
+  override async get(key: string) {
+    this.calls.push(`get ${key}`);
+    return super.get(key);
+  }
+  override async compareAndDelete(key: string, value: string) {
+    this.calls.push(`compareAndDelete ${key}`);
+    return super.compareAndDelete(key, value);
+  }
+}
+
+test('JOB_LOCK_TEST_BYPASS: runs the slot while another server holds the lock, without touching Redis', async () => {
+  const locks = new RecordingLocks();
+  locks.keys.set(lockKey(JOB), { value: 'backend-1:other', expiresAt: Date.now() + 60_000 });
+  const b = runner('backend-2', locks, { bypassLock: true });
+  assert.equal(await b.r.runSlot(JOB, 42), 'ran');
+  assert.deepEqual(b.ran, ['recurring-messages:42']);
+  assert.equal(await b.lastSlot(), 84, 'jobRunStarted with the slot start: 42 x 2 s');
+  assert.deepEqual(locks.calls, [], 'no setNxPx, get or compareAndDelete');
+  const bypassed = b.lines.filter((l) => l.message === 'Job lock bypassed (JOB_LOCK_TEST_BYPASS): recurring-messages');
+  assert.equal(bypassed.length, 1, JSON.stringify(b.lines));
+  assert.equal(bypassed[0].level, 'WARN');
+  assert.equal(bypassed[0].fields.run, 'recurring-messages:42');
+  assert.ok(!b.lines.some((l) => l.message.startsWith('Acquired lock for job')), 'a bypass is not a lock acquisition');
+  assert.ok(b.lines.some((l) => l.message === 'Job completed: recurring-messages'));
+  assert.equal(await locks.get(lockKey(JOB)), 'backend-1:other', "the other server's lock is left alone");
+  assert.equal(locks.keys.has(runKey(JOB, 42)), false, 'no slot marker');
+});
+
+test('JOB_LOCK_TEST_BYPASS: next to a normal server both run the same slot and report it (ScheduledJobRanTwice)', async () => {
+  const locks = new MemoryLocks();
+  let finish!: () => void;
+  const a = runner('backend-1', locks, { work: () => new Promise<void>((r) => (finish = r)) });
+  const b = runner('backend-2', locks, { bypassLock: true });
+  const running = a.r.runSlot(JOB, 42);
+  await new Promise((r) => setImmediate(r));
+  assert.equal((await locks.listLocks())[0]?.server, 'backend-1', 'backend-1 holds the lock');
+  assert.equal(await b.r.runSlot(JOB, 42), 'ran');
+  finish();
+  assert.equal(await running, 'ran');
+  assert.deepEqual([...a.ran, ...b.ran], ['recurring-messages:42', 'recurring-messages:42']);
+  assert.equal(await a.lastSlot(), 84);
+  assert.equal(await b.lastSlot(), 84, 'both servers report slot 42');
+});
+
+test('JOB_LOCK_TEST_BYPASS: a job still running on this server is skipped, and a failed run is reported as failed', async () => {
+  const locks = new RecordingLocks();
+  let finish!: () => void;
+  const b = runner('backend-2', locks, { bypassLock: true, work: () => new Promise<void>((r) => (finish = r)) });
+  const running = b.r.runSlot(JOB, 1);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(await b.r.runSlot(JOB, 2), 'busy', 'the same server does not overlap itself');
+  finish();
+  assert.equal(await running, 'ran');
+
+  const c = runner('backend-3', locks, { bypassLock: true, work: async () => Promise.reject(new Error('db down')) });
+  assert.equal(await c.r.runSlot(JOB, 7), 'failed');
+  assert.ok(c.lines.some((l) => l.level === 'ERROR' && l.message === 'Job failed: recurring-messages' && l.fields.error === 'db down'));
+  assert.equal(await c.lastSlot(), 14, 'a failed run was still executed');
+  assert.deepEqual(locks.calls, []);
 });
