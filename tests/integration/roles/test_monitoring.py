@@ -53,6 +53,8 @@ def run_role(tmp_path, *extra):
         "-e", f"__monitoring_rules_dir={out}/rules", "-e", f"__monitoring_file_sd_dir={out}/file_sd",
         "-e", f"__monitoring_prometheus_config={out}/prometheus.yml",
         "-e", f"__monitoring_alertmanager_config={out}/alertmanager.yml",
+        "-e", f"__monitoring_blackbox_config={out}/blackbox.yml",
+        "-e", f"__monitoring_blackbox_defaults={out}/blackbox.env",
         *extra,
     ]  # fmt: skip
     proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
@@ -64,7 +66,7 @@ def run_role(tmp_path, *extra):
 def rendered(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("monitoring")
     proc = run_role(tmp_path)
-    assert proc.returncode == 0 and recap_changed(proc.output) == [5], proc.output[-3000:]  # dirs, targets, 3 files
+    assert proc.returncode == 0 and recap_changed(proc.output) == [7], proc.output[-3000:]  # dirs, targets, 5 files
     return tmp_path / "out"
 
 
@@ -80,6 +82,10 @@ def test_the_examples_files_pass_promtool_and_amtool(rendered):
     check(tool("promtool", "prometheus"), "check", "rules", str(rendered / "rules" / "ywmessaging-alerts.yml"))
     out = check(tool("amtool", "prometheus-alertmanager"), "check-config", str(rendered / "alertmanager.yml"))
     assert " - 1 receivers" in out, out
+    # the probes' module, and the blackbox exporter on the monitoring host's loopback only
+    check(tool("prometheus-blackbox-exporter", "prometheus-blackbox-exporter"), "--config.check",
+          f"--config.file={rendered / 'blackbox.yml'}")  # fmt: skip
+    assert "--web.listen-address=127.0.0.1:9115" in (rendered / "blackbox.env").read_text()
 
 
 def test_the_examples_targets_come_from_its_groups(rendered):
@@ -151,17 +157,20 @@ CASES = {
     "PgBouncerPoolNearCapacity": {
         "interval": "1m",
         "input": [
-            # 24 of 30 server connections: exactly 80 % (the admin console's own pool is not counted)
-            series("pgbouncer_used_servers", PGB, "24x10"),
+            # 24 of 30 server connections of database app busy, over two users' pools: exactly 80 %
+            series("pgbouncer_active_servers", PGB + ',database="app",user="app"', "20x10"),
+            series("pgbouncer_active_servers", PGB + ',database="app",user="report"', "4x10"),
             series("pgbouncer_pool_size", PGB + ',database="app"', "30x10"),
+            # the admin console's own pool is not counted, however full
+            series("pgbouncer_active_servers", PGB + ',database="pgbouncer",user="pgbouncer"', "2x10"),
             series("pgbouncer_pool_size", PGB + ',database="pgbouncer"', "2x10"),
             # 23 of 30: below
-            series("pgbouncer_used_servers", PGB2, "23x10"),
+            series("pgbouncer_active_servers", PGB2 + ',database="app",user="app"', "23x10"),
             series("pgbouncer_pool_size", PGB2 + ',database="app"', "30x10"),
         ],
         "expect": [
             ("1m", []),  # pending: not yet 2m
-            ("3m", [(PGB, {"$value | humanizePercentage": "80%"})]),
+            ("3m", [(PGB + ',database="app"', {"$value | humanizePercentage": "80%"})]),
         ],
     },
     "BackendDown": {
@@ -423,3 +432,53 @@ def test_bad_values_are_named_in_one_message_and_nothing_is_written(tmp_path):
         assert expected in message, (expected, message)
     assert SECRETS["smtp"] not in proc.output
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# The exporters' input (entry point validate_exporters), on the example's PgBouncer host
+# ---------------------------------------------------------------------------------------------
+
+EXPORTERS_PLAYBOOK = """
+- hosts: pgbouncer-1
+  gather_facts: false
+  tasks:
+    - ansible.builtin.include_role:
+        name: ywmessaging.scaling.monitoring
+        tasks_from: validate_exporters
+"""
+
+
+def validate_exporters(tmp_path, values):
+    (tmp_path / "play.yml").write_text(EXPORTERS_PLAYBOOK)
+    (tmp_path / "vars.json").write_text(json.dumps(values))
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    argv = [
+        os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), str(tmp_path / "play.yml"),
+        "-i", PRODUCTION, "-e", "ansible_connection=local", "-e", f"ansible_python_interpreter={sys.executable}",
+        "-e", f"@{tmp_path / 'vars.json'}",
+    ]  # fmt: skip
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_the_exporters_input_of_the_example_passes_and_bad_values_are_named_in_one_message(tmp_path):
+    good = {"monitoring_address": "10.0.1.20", "monitoring_pgbouncer_stats_password": "stats-" + SECRETS["smtp"]}
+    rc, output = validate_exporters(tmp_path, good)
+    assert rc == 0, output[-3000:]
+    bad = {
+        "monitoring_listen_address": "0.0.0.0",  # noqa: S104 - the bad value under test
+        "monitoring_pgbouncer_stats_password": "",
+        "monitoring_pgbouncer_console_port": 70000,
+        "monitoring_nginx_status_url": "http://10.0.1.40:8080/nginx_status",
+        "monitoring_redis_url": "10.0.1.60:6379",
+    }
+    rc, output = validate_exporters(tmp_path, bad)
+    assert rc != 0
+    message = output[output.index("monitoring role (exporters): ") :]
+    for expected in ["monitoring_listen_address must not be every address (0.0.0.0)",
+                     "monitoring_pgbouncer_stats_password is empty", "monitoring_pgbouncer_console_port must be a port",
+                     "monitoring_nginx_status_url must be an http:// URL on the loopback",
+                     "monitoring_redis_url must be redis://host:port"]:  # fmt: skip
+        assert expected in message, (expected, message)
+    rc, output = validate_exporters(tmp_path, dict(good, monitoring_address="monitoring.example.com"))
+    assert rc != 0 and "must be an IP address of this host, got 'monitoring.example.com'" in output, output[-2000:]
