@@ -34,11 +34,13 @@ ROLLBACK_ENDPOINTS = 3  # rollback.yml checks health, detailed and ready on each
 JOB_RUN = re.compile(r"run=(\S+)")
 
 DNS_OFF_IN_SITE = "site_dns_cutover is off: the API name is changed outside site.yml"
+MONITORING = "Monitoring and alerting configured"
+UPTIME = "99.9% uptime maintained during testing period"
+UPTIME_PERCENT = 99.9
+NO_MONITORING = "no monitoring hosts in the inventory (site.yml's monitoring stage did not run)"
 # What verify.yml does not measure, said instead of ticked.
 NOT_MEASURED_BY_VERIFY = (
     ("Load testing shows 1.5-3x throughput improvement", "measured by tests/bench, not by verify.yml"),
-    ("99.9% uptime maintained during testing period", "needs monitoring history"),
-    ("Monitoring and alerting configured", "not automated by this collection yet"),
 )
 
 
@@ -274,6 +276,48 @@ def lock_item(lock_runs, window="-15 min"):
     return _item(name, FAILED if dup else PASSED, figure)
 
 
+def _target_problem(target):
+    labels = _dict(target.get("labels"), "a target's labels")
+    where = labels.get("host") or labels.get("instance") or target.get("scrapeUrl") or "?"
+    why = target.get("lastError") or target.get("health") or "unknown"
+    return f"{labels.get('job', '?')} on {where} ({why})"
+
+
+def monitoring_items(host, result):
+    """A monitoring host's Prometheus as verify.yml read it: every target up, the alert rules loaded, an
+    Alertmanager ready to notify; and the uptime of the API through the balancer over the probe history."""
+    result = _dict(result, f"the monitoring result of {host}")
+    targets = [_dict(t, "a target") for t in result.get("targets") or []]
+    down = [t for t in targets if t.get("health") != "up"]
+    rules = int(result.get("rules") or 0)
+    alertmanagers = int(result.get("alertmanagers") or 0)
+    ready = bool(result.get("alertmanager_ready"))
+    ok = bool(targets) and not down and rules > 0 and alertmanagers > 0 and ready
+    figure = (
+        f"{len(targets) - len(down)}/{len(targets)} targets up, {rules} alert rules loaded, "
+        f"{alertmanagers} Alertmanager(s) configured, Alertmanager {'ready' if ready else 'not ready'}"
+    )
+    if down:
+        figure += "; not up: " + ", ".join(_target_problem(t) for t in down[:6]) + (" ..." if len(down) > 6 else "")
+    if result.get("error"):
+        figure += "; Prometheus: " + str(result["error"])
+    items = [_item(f"{MONITORING} ({host})", PASSED if ok else FAILED, figure)]
+
+    uptime = _dict(result.get("uptime"), "the uptime")
+    probes = int(float(uptime.get("probes") or 0))
+    if probes == 0 or uptime.get("ratio") in (None, "", "None"):
+        items.append(_item(f"{UPTIME} ({host})", NOT_CHECKED, "no probe of the API through the balancer on record yet"))
+    else:
+        percent = float(uptime["ratio"]) * 100
+        seconds = float(uptime.get("seconds") or 0)
+        figure = (
+            f"{percent:.3f} % of {probes} probes of the API through the balancer succeeded, over {seconds:.0f} s "
+            f"of probe history (window {uptime.get('window', '?')})"
+        )
+        items.append(_item(f"{UPTIME} ({host})", PASSED if percent >= UPTIME_PERCENT else FAILED, figure))
+    return items
+
+
 def _per_balancer(results, key, item):
     """One item per balancer from ``<key>_by_lb`` when given, else one item from ``<key>``."""
     by_lb = _per_host(results, key + "_by_lb")
@@ -298,6 +342,11 @@ def verify_checklist(results, cert_min_days=30, lock_window="-15 min", check_mod
     if "dns" in results:
         items.append(dns_item(results["dns"], "DNS points the API name at the balancers", DNS_OFF_IN_SITE))
     items.extend(_item(name, NOT_CHECKED, why) for name, why in NOT_MEASURED_BY_VERIFY)
+    monitoring = _per_host(results, "monitoring")
+    for host, result in monitoring.items():
+        items.extend(monitoring_items(host, result))
+    if not monitoring:
+        items.extend(_item(name, NOT_CHECKED, NO_MONITORING) for name in (UPTIME, MONITORING))
     return {"items": items, "deployed": where, "backup": dict(_dict(results.get("backup"), "backup"))}
 
 

@@ -721,3 +721,85 @@ def test_the_inputs_are_not_changed():
 def test_wrong_shapes_are_named_errors(call):
     with pytest.raises(AnsibleFilterError):
         call()
+
+
+# ---- monitoring (verify.yml's Prometheus play) -------------------------------------------------
+
+
+def prometheus_target(job, host, health="up", error=""):
+    return {"labels": {"job": job, "host": host, "instance": f"{host}:9100"}, "health": health, "lastError": error}
+
+
+def monitoring_result(targets=None, rules=11, alertmanagers=1, ready=True, uptime=None):
+    return {
+        "targets": [prometheus_target("node", h) for h in ("pgbouncer-1", "backend-1", "lb-1")]
+        if targets is None
+        else targets,
+        "rules": rules,
+        "alertmanagers": alertmanagers,
+        "alertmanager_ready": ready,
+        "uptime": {"ratio": "1", "probes": "150", "seconds": "298.0", "window": "1h"} if uptime is None else uptime,
+    }
+
+
+MONITORING_ITEM = "Monitoring and alerting configured (monitoring-1)"
+UPTIME_ITEM = "99.9% uptime maintained during testing period (monitoring-1)"
+
+
+def test_monitoring_every_target_up_rules_loaded_and_alertmanager_ready_passes_with_the_figures():
+    items = by_name(verify(dict(verify_results(), monitoring={"monitoring-1": monitoring_result()})))
+    assert items[MONITORING_ITEM]["status"] == "pass"
+    assert items[MONITORING_ITEM]["figure"] == (
+        "3/3 targets up, 11 alert rules loaded, 1 Alertmanager(s) configured, Alertmanager ready"
+    )
+    assert items[UPTIME_ITEM]["status"] == "pass"
+    assert items[UPTIME_ITEM]["figure"] == (
+        "100.000 % of 150 probes of the API through the balancer succeeded, over 298 s of probe history (window 1h)"
+    )
+    assert "Monitoring and alerting configured" not in items  # measured per host instead
+
+
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        (
+            {
+                "targets": [
+                    prometheus_target("node", "lb-1"),
+                    prometheus_target("pgbouncer", "pgbouncer-1", "down", "connection refused"),
+                ]
+            },
+            "1/2 targets up, 11 alert rules loaded, 1 Alertmanager(s) configured, Alertmanager ready; "
+            "not up: pgbouncer on pgbouncer-1 (connection refused)",
+        ),
+        ({"targets": []}, "0/0 targets up"),
+        ({"rules": 0}, "0 alert rules loaded"),
+        ({"alertmanagers": 0}, "0 Alertmanager(s) configured"),
+        ({"ready": False}, "Alertmanager not ready"),
+    ],
+)
+def test_monitoring_fails_naming_what_is_missing(change, fragment):
+    items = by_name(verify(dict(verify_results(), monitoring={"monitoring-1": monitoring_result(**change)})))
+    assert items[MONITORING_ITEM]["status"] == "fail"
+    assert fragment in items[MONITORING_ITEM]["figure"]
+
+
+def test_uptime_below_99_9_percent_fails_and_no_probe_history_is_not_ticked():
+    low = monitoring_result(uptime={"ratio": "0.998", "probes": "1000", "seconds": "1998", "window": "1h"})
+    items = by_name(verify(dict(verify_results(), monitoring={"monitoring-1": low})))
+    assert items[UPTIME_ITEM]["status"] == "fail"
+    assert items[UPTIME_ITEM]["figure"].startswith("99.800 % of 1000 probes")
+    none = monitoring_result(uptime={"ratio": None, "probes": 0, "seconds": 0, "window": "1h"})
+    items = by_name(verify(dict(verify_results(), monitoring={"monitoring-1": none})))
+    assert items[UPTIME_ITEM]["status"] == "not_checked"
+    assert items[UPTIME_ITEM]["figure"] == "no probe of the API through the balancer on record yet"
+
+
+def test_without_monitoring_hosts_both_items_say_why_they_were_not_checked():
+    items = by_name(verify(dict(verify_results(), monitoring={})))
+    for name in ("Monitoring and alerting configured", "99.9% uptime maintained during testing period"):
+        assert items[name] == {
+            "name": name,
+            "status": "not_checked",
+            "figure": "no monitoring hosts in the inventory (site.yml's monitoring stage did not run)",
+        }
