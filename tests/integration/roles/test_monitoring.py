@@ -482,3 +482,33 @@ def test_the_exporters_input_of_the_example_passes_and_bad_values_are_named_in_o
         assert expected in message, (expected, message)
     rc, output = validate_exporters(tmp_path, dict(good, monitoring_address="monitoring.example.com"))
     assert rc != 0 and "must be an IP address of this host, got 'monitoring.example.com'" in output, output[-2000:]
+
+
+def test_a_redis_password_with_quotes_backslashes_and_non_ascii_reaches_the_environment_file_as_systemd_reads_it(
+    tmp_path,
+):
+    (tmp_path / "play.yml").write_text(
+        """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - ansible.builtin.include_role: {name: ywmessaging.scaling.monitoring, tasks_from: validate_exporters, public: true}
+    - ansible.builtin.copy: {dest: "{{ out }}", content: "{{ __monitoring_exporter_defaults.redis }}"}
+"""
+    )
+    values = {
+        "monitoring_redis_password": 'a"b\\c \u00e9 $x',
+        "monitoring_address": "10.0.0.1",
+        "out": str(tmp_path / "redis.env"),
+    }
+    (tmp_path / "vars.json").write_text(json.dumps(values))
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    argv = [
+        os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), str(tmp_path / "play.yml"),
+        "-e", "ansible_connection=local", "-e", f"ansible_python_interpreter={sys.executable}",
+        "-e", f"@{tmp_path / 'vars.json'}", "-e", '{"group_names": ["redis"]}',
+    ]  # fmt: skip
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    # double-quoted, " and \ escaped with a backslash, everything else as it is (systemd has no \uXXXX)
+    assert 'REDIS_PASSWORD="a\\"b\\\\c \u00e9 $x"' in (tmp_path / "redis.env").read_text(encoding="utf-8")
