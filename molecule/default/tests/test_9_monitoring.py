@@ -31,6 +31,7 @@ with open(MONITORING_INVENTORY, encoding="utf-8") as _fh:
     _MONITORING = yaml.safe_load(_fh)["all"]["children"]["monitoring"]
 MONITOR = sorted(_MONITORING["hosts"])[0]
 RECEIVED = "/var/lib/ywlab/alerts.jsonl"
+RULES = "/etc/prometheus/rules/ywmessaging-alerts.yml"
 PGBOUNCER = GROUPS["pgbouncer"][0]
 DB = GROUPS["postgresql"][0]
 # The tiers the monitoring role watches, as its defaults name them (monitoring_groups).
@@ -130,7 +131,8 @@ def test_the_monitoring_stage_scrapes_every_target_and_the_report_measures_it(de
     item = items[f"Monitoring and alerting configured ({MONITOR})"]
     total = expected_targets()
     assert item["status"] == "pass", item
-    assert item["figure"].startswith(f"{total}/{total} targets up, 11 alert rules loaded, 1 Alertmanager(s)"), item
+    rules = on(MONITOR, f"grep -c -- '- alert: ' {RULES}").stdout.strip()  # the rules the role wrote
+    assert item["figure"].startswith(f"{total}/{total} targets up, {rules} alert rules loaded, 1 Alertmanager(s)"), item
     uptime = items[f"99.9% uptime maintained during testing period ({MONITOR})"]
     assert uptime["status"] == "pass", uptime
     assert " probes of the API through the balancer succeeded" in uptime["figure"], uptime
@@ -148,6 +150,28 @@ def test_each_exporter_listens_on_the_hosts_lab_address_only(deployed):
     metrics = on(MONITOR, f"curl -s -m 5 http://{address(PGBOUNCER)}:{PORTS['pgbouncer']}/metrics").stdout
     assert "pgbouncer_up 1.0" in metrics, metrics[-2000:]
     assert f'pgbouncer_pool_size{{database="{ALL_VARS["app_db_name"]}"}}' in metrics, metrics[-2000:]
+
+
+def test_prometheus_and_alertmanager_listen_on_the_monitoring_hosts_address_only(deployed):
+    for port in (PORTS["prometheus"], PORTS["alertmanager"]):
+        listening = on(MONITOR, f"ss -Hltn 'sport = :{port}'").stdout.split()
+        assert f"{address(MONITOR)}:{port}" in listening, (port, listening)
+        assert f"0.0.0.0:{port}" not in listening and f"*:{port}" not in listening, (port, listening)
+    # one monitoring host: Alertmanager's gossip (HA mode) is off, so nothing listens on its port
+    gossip = PORTS["alertmanager_cluster"]
+    assert on(MONITOR, f"ss -Hln 'sport = :{gossip}'").stdout.strip() == ""
+
+
+def test_check_mode_shows_a_changed_threshold_and_changes_nothing(deployed):
+    before = on(MONITOR, f"sha256sum {RULES}").stdout
+    run = mplay("site.yml", "--tags", "monitoring", "--check", "--diff", "-e", "monitoring_backend_5xx_ratio=0.07")
+    record("site.yml --tags monitoring --check --diff, one threshold changed (s)", f"{run.seconds:.1f}")
+    assert run.rc == 0 and run.changed >= 1, run.tail()
+    assert "+          > 0.07" in run.output and "-          > 0.05" in run.output, run.tail()
+    assert on(MONITOR, f"sha256sum {RULES}").stdout == before
+    rules = json.loads(on(MONITOR, f"curl -s -m 5 http://{address(MONITOR)}:{PORTS['prometheus']}/api/v1/rules").stdout)
+    loaded = [r["query"] for g in rules["data"]["groups"] for r in g["rules"] if r["name"] == "Backend5xxRateHigh"]
+    assert len(loaded) == 1 and loaded[0].endswith("> 0.05"), loaded
 
 
 def test_a_second_run_of_the_monitoring_stage_changes_nothing(deployed):

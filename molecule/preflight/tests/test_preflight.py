@@ -20,8 +20,9 @@ def test_a_healthy_topology_passes_and_says_what_it_checked():
     rc, out = preflight()
     assert rc == 0, out
     # db -> nothing; app: pgbouncer->pg, backend->pgbouncer, backend->pg, backend->redis, lb->backend (5);
-    # controller -> lb 80 and 443 (2).
-    assert "Pre-flight passed: 2 hosts, 7 port paths, disk and OS checked" in out
+    # app as the monitoring host: node exporter on both hosts, the PgBouncer, nginx, postgres and redis
+    # exporters, the backend's metrics, the balancer's HTTPS (8); controller -> lb 80 and 443 (2).
+    assert "Pre-flight passed: 2 hosts, 15 port paths, disk and OS checked" in out
     assert "is not tested" not in out and "unsupported" not in out
 
 
@@ -76,10 +77,33 @@ def test_each_path_probes_the_port_the_inventory_configures(tmp_path):
     assert ":6390 (backend -> redis) expected open, found refused" in out, out[-3000:]
 
 
-def test_missing_groups_fail_before_any_host_is_contacted():
-    rc, out = preflight("{'preflight_required_groups': ['pgbouncer', 'backend', 'lb', 'monitoring']}")
+@pytest.fixture
+def exporter_port_dropped(host):
+    rule = "INPUT -p tcp --dport 9300 -j DROP"
+    assert host.run(f"iptables -A {rule}").rc == 0
+    yield
+    host.run(f"iptables -D {rule}")
+
+
+def test_monitoring_paths_probe_each_exporter_where_the_inventory_has_it_listen(host, exporter_port_dropped, tmp_path):
+    # the db host's postgres exporter on port 9300 at its listen address (which wins over monitoring_address),
+    # and a firewall dropping that port: reported from the monitoring host's side
+    address = host.run("hostname -I").stdout.split()[0]
+    db = {"preflight-db": {"monitoring_ports": {"postgres": 9300}, "monitoring_listen_address": address,
+                           "monitoring_address": "192.0.2.1"}}  # fmt: skip
+    extra = tmp_path / "exporter.yml"
+    extra.write_text(json.dumps({"all": {"children": {"postgresql": {"hosts": db}}}}))
+    rc, out = preflight(inventories=[str(extra)])
     assert rc != 0
-    assert "the inventory lacks the group(s) monitoring" in out
+    assert "Pre-flight found 1 problem(s)" in out, out[-3000:]
+    assert (f"from preflight-app to {address}:9300 (monitoring -> postgres exporter (preflight-db)) "
+            "expected open or refused, found filtered") in out, out[-3000:]  # fmt: skip
+
+
+def test_missing_groups_fail_before_any_host_is_contacted():
+    rc, out = preflight("{'preflight_required_groups': ['pgbouncer', 'backend', 'lb', 'loadgen']}")
+    assert rc != 0
+    assert "the inventory lacks the group(s) loadgen" in out
     assert "Read what the checks need" not in out
 
 

@@ -45,16 +45,21 @@ def run_role(tmp_path, *extra):
     tool("amtool", "prometheus-alertmanager")
     out = tmp_path / "out"
     (tmp_path / "play.yml").write_text(PLAYBOOK)
+    # the example's monitoring host listens at its ansible_host, not at this machine's default address
+    listen = tmp_path / "listen.yml"
+    listen.write_text(json.dumps({"all": {"hosts": {"monitoring-1": {"monitoring_listen_address": "10.0.1.50"}}}}))
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     argv = [
         os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), str(tmp_path / "play.yml"),
         "-i", PRODUCTION, "-e", "ansible_connection=local", "-e", f"ansible_python_interpreter={sys.executable}",
-        "-e", "__monitoring_reload=false",
+        "-i", str(listen), "-e", "__monitoring_reload=false",
         "-e", f"__monitoring_rules_dir={out}/rules", "-e", f"__monitoring_file_sd_dir={out}/file_sd",
         "-e", f"__monitoring_prometheus_config={out}/prometheus.yml",
         "-e", f"__monitoring_alertmanager_config={out}/alertmanager.yml",
         "-e", f"__monitoring_blackbox_config={out}/blackbox.yml",
         "-e", f"__monitoring_blackbox_defaults={out}/blackbox.env",
+        "-e", f"__monitoring_prometheus_defaults={out}/prometheus.env",
+        "-e", f"__monitoring_alertmanager_defaults={out}/alertmanager.env",
         *extra,
     ]  # fmt: skip
     proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
@@ -66,7 +71,7 @@ def run_role(tmp_path, *extra):
 def rendered(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("monitoring")
     proc = run_role(tmp_path)
-    assert proc.returncode == 0 and recap_changed(proc.output) == [7], proc.output[-3000:]  # dirs, targets, 5 files
+    assert proc.returncode == 0 and recap_changed(proc.output) == [9], proc.output[-3000:]  # dirs, targets, 7 files
     return tmp_path / "out"
 
 
@@ -78,7 +83,7 @@ def check(*argv):
 
 def test_the_examples_files_pass_promtool_and_amtool(rendered):
     out = check(tool("promtool", "prometheus"), "check", "config", str(rendered / "prometheus.yml"))
-    assert "SUCCESS: 11 rules found" in out, out  # check config also read the rule file it names
+    assert "SUCCESS: 13 rules found" in out, out  # check config also read the rule file it names
     check(tool("promtool", "prometheus"), "check", "rules", str(rendered / "rules" / "ywmessaging-alerts.yml"))
     out = check(tool("amtool", "prometheus-alertmanager"), "check-config", str(rendered / "alertmanager.yml"))
     assert " - 1 receivers" in out, out
@@ -86,6 +91,26 @@ def test_the_examples_files_pass_promtool_and_amtool(rendered):
     check(tool("prometheus-blackbox-exporter", "prometheus-blackbox-exporter"), "--config.check",
           f"--config.file={rendered / 'blackbox.yml'}")  # fmt: skip
     assert "--web.listen-address=127.0.0.1:9115" in (rendered / "blackbox.env").read_text()
+    # Prometheus and Alertmanager on the monitoring host's address only; one monitoring host: no gossip
+    assert 'ARGS="--web.listen-address=10.0.1.50:9090"' in (rendered / "prometheus.env").read_text()
+    alertmanager = (rendered / "alertmanager.env").read_text()
+    assert 'ARGS="--web.listen-address=10.0.1.50:9093 --cluster.listen-address="' in alertmanager
+
+
+def test_several_monitoring_hosts_gossip_with_each_other_only(tmp_path):
+    second = tmp_path / "second.yml"
+    second.write_text(json.dumps({"all": {"children": {"monitoring": {"hosts": {
+        "monitoring-2": {"monitoring_address": "fd00::51", "monitoring_ports": {
+            "node": 9100, "pgbouncer": 9127, "nginx": 9113, "blackbox": 9115, "postgres": 9187, "redis": 9121,
+            "prometheus": 9090, "alertmanager": 9093, "alertmanager_cluster": 9500}}}}}}}))  # fmt: skip
+    proc = run_role(tmp_path, "-i", str(second), "--limit", "monitoring-1")
+    assert proc.returncode == 0, proc.output[-3000:]
+    args = (tmp_path / "out" / "alertmanager.env").read_text()
+    # its own gossip port (monitoring-1 keeps the default), the peer's from the peer's own variables
+    assert 'ARGS="--web.listen-address=10.0.1.50:9093 --cluster.listen-address=10.0.1.50:9094 ' in args, args
+    assert '--cluster.peer=[fd00::51]:9500"' in args, args
+    targets = json.loads((tmp_path / "out" / "file_sd" / "alertmanager.json").read_text())
+    assert [group["targets"] for group in targets] == [["10.0.1.50:9093"], ["[fd00::51]:9093"]]
 
 
 def test_the_examples_targets_come_from_its_groups(rendered):
@@ -140,6 +165,10 @@ B2 = 'job="backend",instance="10.0.1.32:3000",host="backend-2"'
 H1 = 'job="backend_health",instance="http://10.0.1.31:3000/health",host="backend-1"'
 H2 = 'job="backend_health",instance="http://10.0.1.32:3000/health",host="backend-2"'
 LB = 'job="balancer_https",instance="https://api.example.com/health",host="api.example.com"'
+PG = 'job="postgres",instance="10.0.1.10:9187",host="db-1"'
+PG2 = 'job="postgres",instance="10.0.1.11:9187",host="db-2"'
+REDIS = 'job="redis",instance="10.0.1.15:9121",host="redis-1"'
+REDIS2 = 'job="redis",instance="10.0.1.16:9121",host="redis-2"'
 NODE = 'job="node",instance="10.0.1.31:9100",host="backend-1",device="/dev/sda1",fstype="ext4"'
 
 
@@ -241,6 +270,16 @@ CASES = {
         "input": [series("up", PGB, "1 0 0 0 0 0"), series("up", NODE.split(",device", maxsplit=1)[0], "1x5")],
         "expect": [("1m", []), ("2m", [(PGB, {})])],
     },
+    "PostgresDown": {
+        "interval": "30s",
+        "input": [series("pg_up", PG, "1 0 0 0 0 0"), series("pg_up", PG2, "1 1 0 1 1 1")],
+        "expect": [("30s", []), ("1m", []), ("1m30s", [(PG, {})])],
+    },
+    "RedisDown": {
+        "interval": "30s",
+        "input": [series("redis_up", REDIS, "1 0 0 0 0 0"), series("redis_up", REDIS2, "1 1 0 1 1 1")],
+        "expect": [("30s", []), ("1m", []), ("1m30s", [(REDIS, {})])],
+    },
     "PgBouncerClientsWaiting": {
         "interval": "30s",
         "input": [
@@ -337,6 +376,7 @@ def test_every_threshold_and_duration_variable_reaches_its_rule(tmp_path):
         "monitoring_db_latency_window": "10m", "monitoring_db_latency_for": "6m",
         "monitoring_lock_duplicate_for": "30s",
         "monitoring_balancer_down_for": "2m", "monitoring_cert_min_days": 7, "monitoring_target_down_for": "3m",
+        "monitoring_datastore_down_for": "45s",
         "monitoring_pgbouncer_waiting_clients": 5, "monitoring_pgbouncer_waiting_for": "2m",
         "monitoring_disk_free_ratio": 0.05, "monitoring_disk_fill_hours": 12, "monitoring_disk_for": "10m",
         "monitoring_runbook_url": "https://wiki.example.com/phase2",
@@ -354,6 +394,8 @@ def test_every_threshold_and_duration_variable_reaches_its_rule(tmp_path):
         "BalancerHttpsDown": ([], "2m"),
         "CertificateExpiringSoon": (["< 7"], "15m"),
         "TargetDown": ([], "3m"),
+        "PostgresDown": ([], "45s"),
+        "RedisDown": ([], "45s"),
         "PgBouncerClientsWaiting": (["> 5"], "2m"),
         "DiskAlmostFull": (["< 0.05"], "10m"),
         "DiskFillingUp": (["12 * 3600"], "30m"),
@@ -420,6 +462,8 @@ def test_bad_values_are_named_in_one_message_and_nothing_is_written(tmp_path):
         ],
         "monitoring_alertmanager_routes": [{"receiver": "nobody", "matchers": ["severity=critical"]}],
         "monitoring_alertmanager_group_by": ["alertname", "alertname"],
+        "monitoring_listen_address": "::",  # Prometheus and Alertmanager never on every address
+        "monitoring_datastore_down_for": "1 minute",
     }
     (tmp_path / "vars.json").write_text(json.dumps(bad))
     proc = run_role(tmp_path, "-e", f"@{tmp_path / 'vars.json'}")
@@ -428,7 +472,8 @@ def test_bad_values_are_named_in_one_message_and_nothing_is_written(tmp_path):
     for expected in ["monitoring_pgbouncer_pool_ratio", "monitoring_backend_down_for=20 seconds",
                      "monitoring_balancer_probe_urls", "not-an-address", "['quiet']", "pagerduty_routing_key",
                      "['nobody']", "severity=critical",
-                     "monitoring_alertmanager_group_by"]:  # fmt: skip
+                     "monitoring_alertmanager_group_by", "monitoring_listen_address must not be every address (::)",
+                     "monitoring_datastore_down_for=1 minute"]:  # fmt: skip
         assert expected in message, (expected, message)
     assert SECRETS["smtp"] not in proc.output
     assert not (tmp_path / "out").exists()
