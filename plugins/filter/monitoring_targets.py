@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 """Prometheus scrape and probe targets of every job, derived from the inventory groups, for the
-monitoring role's file_sd files. Documentation: monitoring_targets.yml."""
+monitoring role's prometheus.yml (each job's static_configs). Documentation: monitoring_targets.yml."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -50,7 +50,7 @@ def _port(value, what):
 
 def monitoring_targets(hostvars, groups, group_names, ports, backend_port=3000, health_path="/health",
                        probe_urls=None):  # fmt: skip
-    """One list of file_sd target groups per job (see monitoring_targets.yml)."""
+    """One list of target groups (static_configs) per job (see monitoring_targets.yml)."""
     missing = [key for key in GROUP_KEYS if unset((group_names or {}).get(key))]
     missing += ["port of %s" % key for key in PORT_KEYS if unset((ports or {}).get(key))]
     if missing:

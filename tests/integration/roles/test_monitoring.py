@@ -53,7 +53,7 @@ def run_role(tmp_path, *extra):
         os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), str(tmp_path / "play.yml"),
         "-i", PRODUCTION, "-e", "ansible_connection=local", "-e", f"ansible_python_interpreter={sys.executable}",
         "-i", str(listen), "-e", "__monitoring_reload=false",
-        "-e", f"__monitoring_rules_dir={out}/rules", "-e", f"__monitoring_file_sd_dir={out}/file_sd",
+        "-e", f"__monitoring_rules_dir={out}/rules",
         "-e", f"__monitoring_prometheus_config={out}/prometheus.yml",
         "-e", f"__monitoring_alertmanager_config={out}/alertmanager.yml",
         "-e", f"__monitoring_blackbox_config={out}/blackbox.yml",
@@ -71,7 +71,7 @@ def run_role(tmp_path, *extra):
 def rendered(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("monitoring")
     proc = run_role(tmp_path)
-    assert proc.returncode == 0 and recap_changed(proc.output) == [9], proc.output[-3000:]  # dirs, targets, 7 files
+    assert proc.returncode == 0 and recap_changed(proc.output) == [8], proc.output[-3000:]  # rules dir, 7 files
     return tmp_path / "out"
 
 
@@ -109,13 +109,15 @@ def test_several_monitoring_hosts_gossip_with_each_other_only(tmp_path):
     # its own gossip port (monitoring-1 keeps the default), the peer's from the peer's own variables
     assert 'ARGS="--web.listen-address=10.0.1.50:9093 --cluster.listen-address=10.0.1.50:9094 ' in args, args
     assert '--cluster.peer=[fd00::51]:9500"' in args, args
-    targets = json.loads((tmp_path / "out" / "file_sd" / "alertmanager.json").read_text())
+    config = yaml.safe_load((tmp_path / "out" / "prometheus.yml").read_text())
+    targets = config["alerting"]["alertmanagers"][0]["static_configs"]
     assert [group["targets"] for group in targets] == [["10.0.1.50:9093"], ["[fd00::51]:9093"]]
 
 
 def test_the_examples_targets_come_from_its_groups(rendered):
     def targets(job):
-        groups = json.loads((rendered / "file_sd" / f"{job}.json").read_text())
+        config = yaml.safe_load((rendered / "prometheus.yml").read_text())
+        groups = {scrape["job_name"]: scrape["static_configs"] for scrape in config["scrape_configs"]}[job]
         return [(group["targets"][0], group["labels"]["host"]) for group in groups]
 
     assert targets("backend_health") == [
