@@ -9,11 +9,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import ipaddress
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.ywmessaging.scaling.plugins.module_utils.inventory_values import first_set, unset
+from ansible_collections.ywmessaging.scaling.plugins.module_utils.inventory_values import first_set, hostport, unset
 
 # job name -> (inventory group key, exporter port key); the backend jobs are built apart.
 EXPORTER_JOBS = (
@@ -27,15 +26,6 @@ EXPORTER_JOBS = (
 )
 GROUP_KEYS = ("pgbouncer", "backend", "lb", "postgresql", "redis", "monitoring")
 PORT_KEYS = ("node", "pgbouncer", "nginx", "postgres", "redis", "prometheus", "alertmanager")
-
-
-def _hostport(address, port):
-    """address:port, an IPv6 literal in brackets (as Prometheus and URLs want it)."""
-    try:
-        is_v6 = ipaddress.ip_address(str(address)).version == 6
-    except ValueError:
-        is_v6 = False
-    return ("[%s]:%s" if is_v6 else "%s:%s") % (address, port)
 
 
 def _port(value, what):
@@ -70,7 +60,7 @@ def monitoring_targets(hostvars, groups, group_names, ports, backend_port=3000, 
         return first_set(hv.get("monitoring_address"), hv.get("ansible_host"), host)
 
     def target(host, port, **labels):
-        return {"targets": [_hostport(address(host), port)], "labels": dict(labels, host=host)}
+        return {"targets": [hostport(address(host), port)], "labels": dict(labels, host=host)}
 
     every_host = []
     for key in GROUP_KEYS:
@@ -89,7 +79,7 @@ def monitoring_targets(hostvars, groups, group_names, ports, backend_port=3000, 
         own_port = hostvars[host].get("backend_node_port")
         port = _port(first_set(own_port, backend_default), "backend_node_port of %s" % host)
         jobs["backend"].append(target(host, port))
-        url = "http://%s%s" % (_hostport(address(host), port), health_path)
+        url = "http://%s%s" % (hostport(address(host), port), health_path)
         jobs["backend_health"].append({"targets": [url], "labels": {"host": host}})
 
     jobs["balancer_https"] = []

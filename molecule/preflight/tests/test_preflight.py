@@ -1,6 +1,7 @@
 """Pre-flight tells an operator everything that is wrong, at once, before anything is deployed:
 missing groups, unreachable hosts, blocked or dead ports (from the side that uses them), disk, OS."""
 
+import contextlib
 import json
 
 import labkit
@@ -26,12 +27,21 @@ def test_a_healthy_topology_passes_and_says_what_it_checked():
     assert "is not tested" not in out and "unsupported" not in out
 
 
+@contextlib.contextmanager
+def dropped(host, port):
+    """A firewall on the host that drops every new connection to the port, while the block runs."""
+    rule = f"INPUT -p tcp --dport {port} -j DROP"
+    assert host.run(f"iptables -A {rule}").rc == 0
+    try:
+        yield
+    finally:
+        host.run(f"iptables -D {rule}")
+
+
 @pytest.fixture
 def redis_port_dropped(host):
-    rule = "INPUT -p tcp --dport 6379 -j DROP"
-    assert host.run(f"iptables -A {rule}").rc == 0
-    yield
-    host.run(f"iptables -D {rule}")
+    with dropped(host, 6379):
+        yield
 
 
 def test_a_firewall_drop_is_reported_as_filtered_from_the_backend_side(redis_port_dropped):
@@ -79,10 +89,8 @@ def test_each_path_probes_the_port_the_inventory_configures(tmp_path):
 
 @pytest.fixture
 def exporter_port_dropped(host):
-    rule = "INPUT -p tcp --dport 9300 -j DROP"
-    assert host.run(f"iptables -A {rule}").rc == 0
-    yield
-    host.run(f"iptables -D {rule}")
+    with dropped(host, 9300):
+        yield
 
 
 def test_monitoring_paths_probe_each_exporter_where_the_inventory_has_it_listen(host, exporter_port_dropped, tmp_path):
