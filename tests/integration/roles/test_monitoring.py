@@ -529,6 +529,14 @@ def test_the_exporters_input_of_the_example_passes_and_bad_values_are_named_in_o
         assert expected in message, (expected, message)
     rc, output = validate_exporters(tmp_path, dict(good, monitoring_address="monitoring.example.com"))
     assert rc != 0 and "must be an IP address of this host, got 'monitoring.example.com'" in output, output[-2000:]
+    # a tab or a line break in a secret: systemd's environment files have no escape for them
+    secret = "stats-" + SECRETS["smtp"]
+    rc, output = validate_exporters(tmp_path, dict(good, monitoring_pgbouncer_stats_password=secret + "\t1",
+                                                   monitoring_redis_password=secret + "\n2"))  # fmt: skip
+    assert rc != 0
+    for name in ("monitoring_pgbouncer_stats_password", "monitoring_redis_password"):
+        assert f"{name} must not hold control characters" in output, output[-2000:]
+    assert SECRETS["smtp"] not in output
 
 
 def test_a_redis_password_with_quotes_backslashes_and_non_ascii_reaches_the_environment_file_as_systemd_reads_it(
