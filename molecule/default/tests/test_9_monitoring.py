@@ -152,6 +152,22 @@ def test_each_exporter_listens_on_the_hosts_lab_address_only(deployed):
     assert f'pgbouncer_pool_size{{database="{ALL_VARS["app_db_name"]}"}}' in metrics, metrics[-2000:]
 
 
+def exporter_status(source, host, port):
+    """What `source` gets from the exporter on `host`: an HTTP status, or 000 when nothing answered in 3 s."""
+    url = f"http://{address(host)}:{port}/metrics"
+    return on(source, f"curl -s -m 3 -o /dev/null -w '%{{http_code}}' {url}", check=False).stdout.strip()
+
+
+def test_the_exporter_ports_answer_the_monitoring_host_only(deployed):
+    # the lab sets monitoring_exporter_firewall: Prometheus's host gets the metrics, a backend gets no answer
+    assert exporter_status(MONITOR, PGBOUNCER, PORTS["pgbouncer"]) == "200"
+    assert exporter_status(BACKENDS[0], PGBOUNCER, PORTS["pgbouncer"]) == "000"
+    assert exporter_status(BACKENDS[0], DB, PORTS["node"]) == "000"
+    assert exporter_status(PGBOUNCER, BACKENDS[0], PORTS["node"]) == "000"
+    # the host itself (over the loopback) still does
+    assert exporter_status(PGBOUNCER, PGBOUNCER, PORTS["pgbouncer"]) == "200"
+
+
 def test_prometheus_and_alertmanager_listen_on_the_monitoring_hosts_address_only(deployed):
     for port in (PORTS["prometheus"], PORTS["alertmanager"]):
         listening = on(MONITOR, f"ss -Hltn 'sport = :{port}'").stdout.split()
@@ -279,3 +295,11 @@ def test_a_job_run_on_two_backends_fires_and_resolves(deployed):
         ),
         lambda: on(backend, f"rm -f {dropin} && systemctl daemon-reload && systemctl restart ywm-api"),
     )
+
+
+def test_the_exporter_firewall_turned_off_is_removed(deployed):
+    # last: it leaves PgBouncer's host without the firewall
+    run = mplay("site.yml", "--tags", "monitoring", "--limit", PGBOUNCER, "-e", "monitoring_exporter_firewall=false")
+    assert run.rc == 0 and run.changed > 0, run.tail()
+    assert "ywmessaging_exporters" not in on(PGBOUNCER, "nft list tables").stdout
+    assert exporter_status(BACKENDS[0], PGBOUNCER, PORTS["pgbouncer"]) == "200"

@@ -529,6 +529,18 @@ def test_the_exporters_input_of_the_example_passes_and_bad_values_are_named_in_o
         assert expected in message, (expected, message)
     rc, output = validate_exporters(tmp_path, dict(good, monitoring_address="monitoring.example.com"))
     assert rc != 0 and "must be an IP address of this host, got 'monitoring.example.com'" in output, output[-2000:]
+    # the exporter firewall lets the monitoring host in: the example gives its address (ansible_host)
+    rc, output = validate_exporters(tmp_path, dict(good, monitoring_exporter_firewall=True))
+    assert rc == 0, output[-3000:]
+    rc, output = validate_exporters(
+        tmp_path,
+        dict(
+            good, monitoring_exporter_firewall=True, monitoring_scrape_sources=["10.0.1.0/24", "prometheus.example.com"]
+        ),
+    )
+    assert rc != 0 and "lets IP addresses or networks (CIDR) in, not ['prometheus.example.com']" in output, output[
+        -2000:
+    ]
     # a tab or a line break in a secret: systemd's environment files have no escape for them
     secret = "stats-" + SECRETS["smtp"]
     rc, output = validate_exporters(tmp_path, dict(good, monitoring_pgbouncer_stats_password=secret + "\t1",
