@@ -98,35 +98,24 @@ def metrics(answers):
         if item in lists:
             yield GaugeMetricFamily("pgbouncer_" + name, text, value=float(lists[item]))
 
-    families = {
-        col: GaugeMetricFamily("pgbouncer_" + name, text, labels=["database"])
-        for col, (name, text) in DATABASE_GAUGES.items()
-    }
-    for row in answers["DATABASES"]:
-        for col, family in families.items():
-            if row.get(col) is not None:
-                family.add_metric([row["name"]], float(row[col]))
-    yield from families.values()
+    # SHOW DATABASES names its database `name`; SHOW POOLS and SHOW STATS, `database`.
+    yield from _table(answers["DATABASES"], DATABASE_GAUGES, {"database": "name"})
+    yield from _table(answers["POOLS"], POOL_GAUGES, {"database": "database", "user": "user"})
+    yield from _table(answers["STATS"], STATS_COUNTERS, {"database": "database"}, CounterMetricFamily)
 
-    families = {
-        col: GaugeMetricFamily("pgbouncer_" + name, text, labels=["database", "user"])
-        for col, (name, text) in POOL_GAUGES.items()
-    }
-    for row in answers["POOLS"]:
-        for col, family in families.items():
-            if row.get(col) is not None:
-                family.add_metric([row["database"], row["user"]], float(row[col]))
-    yield from families.values()
 
-    families = {
-        col: (CounterMetricFamily("pgbouncer_" + name, text, labels=["database"]), divisor)
-        for col, (name, text, divisor) in STATS_COUNTERS.items()
-    }
-    for row in answers["STATS"]:
-        for col, (family, divisor) in families.items():
-            if row.get(col) is not None:
-                family.add_metric([row["database"]], float(row[col]) / divisor)  # numeric: a Decimal
-    yield from (family for family, _divisor in families.values())
+def _table(rows, columns, labels, kind=GaugeMetricFamily):
+    """One family per column of a SHOW answer (column -> (metric, help[, divisor to seconds])), a sample
+    per row labelled from the row's columns (label -> column); a column a row leaves empty is skipped."""
+    families = []
+    for column, (name, text, *divisor) in columns.items():
+        scale = divisor[0] if divisor else 1
+        family = kind("pgbouncer_" + name, text, labels=list(labels))
+        for row in rows:
+            if row.get(column) is not None:  # numeric columns come back as Decimal
+                family.add_metric([row[source] for source in labels.values()], float(row[column]) / scale)
+        families.append(family)
+    return families
 
 
 def main():
