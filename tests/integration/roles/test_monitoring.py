@@ -18,6 +18,7 @@ import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 PRODUCTION = os.path.join(ROOT, "inventories", "production")
+STAGING = os.path.join(ROOT, "inventories", "staging")
 
 PLAYBOOK = """
 - hosts: monitoring
@@ -38,7 +39,7 @@ def tool(name, package):
     return path
 
 
-def run_role(tmp_path, *extra):
+def run_role(tmp_path, *extra, example=PRODUCTION):
     """The role's validate + config entry points on the example's monitoring host, locally; the files
     land in tmp_path/out. Returns the finished process (stdout + stderr in .output)."""
     tool("promtool", "prometheus")  # the role's own `validate:` steps call them
@@ -47,11 +48,13 @@ def run_role(tmp_path, *extra):
     (tmp_path / "play.yml").write_text(PLAYBOOK)
     # the example's monitoring host listens at its ansible_host, not at this machine's default address
     listen = tmp_path / "listen.yml"
-    listen.write_text(json.dumps({"all": {"hosts": {"monitoring-1": {"monitoring_listen_address": "10.0.1.50"}}}}))
+    with open(os.path.join(example, "hosts.yml"), encoding="utf-8") as fh:
+        address = yaml.safe_load(fh)["all"]["children"]["monitoring"]["hosts"]["monitoring-1"]["ansible_host"]
+    listen.write_text(json.dumps({"all": {"hosts": {"monitoring-1": {"monitoring_listen_address": address}}}}))
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     argv = [
         os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), str(tmp_path / "play.yml"),
-        "-i", PRODUCTION, "-e", "ansible_connection=local", "-e", f"ansible_python_interpreter={sys.executable}",
+        "-i", example, "-e", "ansible_connection=local", "-e", f"ansible_python_interpreter={sys.executable}",
         "-i", str(listen), "-e", "__monitoring_reload=false",
         "-e", f"__monitoring_rules_dir={out}/rules",
         "-e", f"__monitoring_prometheus_config={out}/prometheus.yml",
@@ -95,6 +98,19 @@ def test_the_examples_files_pass_promtool_and_amtool(rendered):
     assert 'ARGS="--web.listen-address=10.0.1.50:9090"' in (rendered / "prometheus.env").read_text()
     alertmanager = (rendered / "alertmanager.env").read_text()
     assert 'ARGS="--web.listen-address=10.0.1.50:9093 --cluster.listen-address="' in alertmanager
+
+
+def test_the_staging_examples_files_pass_promtool_and_amtool(tmp_path):
+    proc = run_role(tmp_path, example=STAGING)
+    assert proc.returncode == 0, proc.output[-3000:]
+    out = tmp_path / "out"
+    checked = check(tool("promtool", "prometheus"), "check", "config", str(out / "prometheus.yml"))
+    assert "SUCCESS: 13 rules found" in checked, checked
+    check(tool("amtool", "prometheus-alertmanager"), "check-config", str(out / "alertmanager.yml"))
+    assert yaml.safe_load((out / "prometheus.yml").read_text())["global"]["external_labels"] == {
+        "environment": "staging"
+    }
+    assert 'ARGS="--web.listen-address=10.0.2.50:9090"' in (out / "prometheus.env").read_text()
 
 
 def test_several_monitoring_hosts_gossip_with_each_other_only(tmp_path):
@@ -154,6 +170,19 @@ def test_check_mode_on_a_new_host_writes_nothing(tmp_path):
     proc = run_role(tmp_path, "--check")
     assert proc.returncode == 0, proc.output[-3000:]
     assert not (tmp_path / "out").exists()
+
+
+def test_the_blackbox_exporter_has_its_module_before_prometheus_sends_probes_to_it():
+    """Handlers run in the order of the handlers file. Prometheus, reloaded or restarted with new probe
+    jobs, probes at once; if the blackbox exporter still ran Debian's stock configuration (whose
+    `http_2xx` module does not trust the probes' CA), the first probes would fail and count as
+    downtime in verify.yml's uptime item (a fresh deploy's window holds a few probes only)."""
+    with open(os.path.join(ROOT, "roles", "monitoring", "handlers", "main.yml"), encoding="utf-8") as fh:
+        handlers = yaml.safe_load(fh)
+    order = [h["listen"] for h in handlers]
+    blackbox = order.index("monitoring blackbox changed")
+    prometheus = [i for i, topic in enumerate(order) if topic.startswith("monitoring prometheus")]
+    assert prometheus and all(blackbox < i for i in prometheus), order
 
 
 # ---------------------------------------------------------------------------------------------
