@@ -19,6 +19,9 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 PRODUCTION = os.path.join(ROOT, "inventories", "production")
 STAGING = os.path.join(ROOT, "inventories", "staging")
+# The role runs here, on this machine standing in for the examples' hosts: the addresses it checks a
+# listen address against are theirs (the role reads them from the host's facts; -e wins over that).
+STAND_IN = json.dumps({"__monitoring_host_addresses": ["10.0.1.50", "10.0.2.50", "fd00::51", "10.0.1.20", "10.0.0.1"]})
 
 PLAYBOOK = """
 - hosts: monitoring
@@ -55,7 +58,7 @@ def run_role(tmp_path, *extra, example=PRODUCTION):
     argv = [
         os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), str(tmp_path / "play.yml"),
         "-i", example, "-e", "ansible_connection=local", "-e", f"ansible_python_interpreter={sys.executable}",
-        "-i", str(listen), "-e", "__monitoring_reload=false",
+        "-i", str(listen), "-e", "__monitoring_reload=false", "-e", STAND_IN,
         "-e", f"__monitoring_rules_dir={out}/rules",
         "-e", f"__monitoring_prometheus_config={out}/prometheus.yml",
         "-e", f"__monitoring_alertmanager_config={out}/alertmanager.yml",
@@ -531,7 +534,7 @@ def validate_exporters(tmp_path, values):
     argv = [
         os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), str(tmp_path / "play.yml"),
         "-i", PRODUCTION, "-e", "ansible_connection=local", "-e", f"ansible_python_interpreter={sys.executable}",
-        "-e", f"@{tmp_path / 'vars.json'}",
+        "-e", STAND_IN, "-e", f"@{tmp_path / 'vars.json'}",
     ]  # fmt: skip
     proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
     return proc.returncode, proc.stdout + proc.stderr
@@ -558,6 +561,11 @@ def test_the_exporters_input_of_the_example_passes_and_bad_values_are_named_in_o
         assert expected in message, (expected, message)
     rc, output = validate_exporters(tmp_path, dict(good, monitoring_address="monitoring.example.com"))
     assert rc != 0 and "must be an IP address of this host, got 'monitoring.example.com'" in output, output[-2000:]
+    # an address the host does not have: nothing could listen on it
+    rc, output = validate_exporters(tmp_path, dict(good, monitoring_listen_address="10.9.9.9"))
+    assert rc != 0 and "10.9.9.9 is not an address of " in output and "set monitoring_listen_address" in output, output[
+        -2000:
+    ]
     # the exporter firewall lets the monitoring host in: the example gives its address (ansible_host)
     rc, output = validate_exporters(tmp_path, dict(good, monitoring_exporter_firewall=True))
     assert rc == 0, output[-3000:]
@@ -602,7 +610,7 @@ def test_a_redis_password_with_quotes_backslashes_and_non_ascii_reaches_the_envi
     argv = [
         os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), str(tmp_path / "play.yml"),
         "-e", "ansible_connection=local", "-e", f"ansible_python_interpreter={sys.executable}",
-        "-e", f"@{tmp_path / 'vars.json'}", "-e", '{"group_names": ["redis"]}',
+        "-e", STAND_IN, "-e", f"@{tmp_path / 'vars.json'}", "-e", '{"group_names": ["redis"]}',
     ]  # fmt: skip
     proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
