@@ -492,13 +492,14 @@ def lab_containers(group: str | None = None) -> list[str]:
     return sorted(n for n in proc.stdout.split() if n)
 
 
-def destroy(everything: bool) -> None:
-    """Remove the main lab's hosts; with everything, also Molecule's leftovers and the network.
-    Images and the package cache stay: they are what makes the next run fast."""
+def destroy(everything: bool, group: str = "main") -> None:
+    """Remove the hosts of one lab (group: the main lab's by default, or another inventory's
+    lab_group); with everything, also Molecule's leftovers and the network. Images and the package
+    cache stay: they are what makes the next run fast."""
     if not docker_answers():
         log("no docker engine answers: nothing to remove")
         return
-    names = lab_containers(None if everything else "main")
+    names = lab_containers(None if everything else group)
     if names:
         log(f"removing containers: {' '.join(names)}")
         run(["docker", "rm", "-f", "-v", *names])
@@ -545,6 +546,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["engine", "network", "cache", "images", "prepare", "status", "destroy"])
     parser.add_argument("--release", action="append", choices=LAB["releases"], help="only these image releases")
     parser.add_argument("--all", action="store_true", help="destroy: also Molecule's hosts and the lab network")
+    parser.add_argument("--group", default="main", help="destroy: the hosts of this lab (an inventory's lab_group)")
     args = parser.parse_args(argv)
     # Each step needs the ones before it.
     ladder = ["engine", "network", "cache", "images"]
@@ -560,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         hold_lab_lock()
         if args.command == "destroy":
-            destroy(args.all)
+            destroy(args.all, args.group)
         else:
             last = ladder.index("images" if args.command == "prepare" else args.command)
             for step in ladder[: last + 1]:
