@@ -11,13 +11,16 @@ import json
 import os
 import re
 import shlex
+import sys
 
 import labkit
 import pytest
 import yaml
 from stacklab import GROUPS, HOSTVARS, PROJECT, managed_state, on, record
 
-EXAMPLES = ["production", "staging"]
+sys.path.insert(0, os.path.join(PROJECT, "tests", "integration"))  # the examples' throw-away vault values
+from examples import EXAMPLES, vault_values  # noqa: E402
+
 SCRATCH = "/tmp/ywlab-render-example"  # noqa: S108 - on the lab hosts standing in, made afresh and removed
 RENDERED = ("pgbouncer", "backend", "lb")  # the groups whose roles render files (render-example.yml)
 with open(os.path.join(PROJECT, "roles", "nginx_lb", "vars", "main.yml"), encoding="utf-8") as _fh:
@@ -31,14 +34,6 @@ def example_hosts(example):
     with open(os.path.join(PROJECT, "inventories", example, "hosts.yml"), encoding="utf-8") as fh:
         children = yaml.safe_load(fh)["all"]["children"]
     return {group: spec.get("hosts") or {} for group, spec in children.items() if spec}
-
-
-def vault_values(example):
-    """Throw-away values for every vault_* variable the example's vault.yml documents."""
-    with open(os.path.join(PROJECT, "inventories", example, "group_vars", "all", "vault.yml"), encoding="utf-8") as fh:
-        names = re.findall(r"^# (vault_[a-z0-9_]+):", fh.read(), flags=re.MULTILINE)
-    assert names, "the example's vault.yml documents no vault_* variable"
-    return {name: f"throwaway-{name}-0123456789abcdef" for name in names}
 
 
 def stand_ins(example):

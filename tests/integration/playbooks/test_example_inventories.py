@@ -5,24 +5,15 @@ the run stays on the controller (ansible_connection=local), so nothing is contac
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 
 import pytest
 import yaml
+from examples import EXAMPLES, vault_values
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-EXAMPLES = ["production", "staging"]
-
-
-def vault_values(example):
-    """Throw-away values for every vault_* variable the example's vault.yml documents."""
-    with open(os.path.join(ROOT, "inventories", example, "group_vars", "all", "vault.yml"), encoding="utf-8") as fh:
-        names = re.findall(r"^# (vault_[a-z0-9_]+):", fh.read(), flags=re.MULTILINE)
-    assert names, "the example's vault.yml documents no vault_* variable"
-    return {name: f"throwaway-{name}-0123456789abcdef" for name in names}
 
 
 def app_db_name(example):
