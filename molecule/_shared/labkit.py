@@ -73,6 +73,8 @@ import subprocess
 import sys
 import time
 
+import yaml
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROJECT = os.path.dirname(os.path.dirname(HERE))  # molecule/_shared/ -> the collection root
 
@@ -189,6 +191,17 @@ class RemoteScript:
 # ---------------------------------------------------------------------------------------------
 # Ansible
 # ---------------------------------------------------------------------------------------------
+
+
+def inventory_hosts(directory):
+    """The groups and host variables of an inventory directory's hosts.yml (group_vars aside):
+    ({group: [host, ...] sorted}, {host: its variables}). A host listed again in another group
+    without variables keeps the ones it was given."""
+    with open(os.path.join(directory, "hosts.yml"), encoding="utf-8") as fh:
+        children = yaml.safe_load(fh)["all"]["children"]
+    groups = {group: sorted((spec or {}).get("hosts") or {}) for group, spec in children.items()}
+    hostvars = {name: hv for spec in children.values() for name, hv in ((spec or {}).get("hosts") or {}).items() if hv}
+    return groups, hostvars
 
 
 def ansible_bin(name="ansible-playbook"):

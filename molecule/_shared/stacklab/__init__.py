@@ -20,13 +20,10 @@ PROJECT = labkit.PROJECT
 INVENTORY = os.path.join(PROJECT, "inventories", "lab")
 REPORTS = os.path.join(PROJECT, "reports")
 
-with open(os.path.join(INVENTORY, "hosts.yml"), encoding="utf-8") as _fh:
-    _HOSTS = yaml.safe_load(_fh)["all"]["children"]
 with open(os.path.join(INVENTORY, "group_vars", "all.yml"), encoding="utf-8") as _fh:
     ALL_VARS = yaml.safe_load(_fh)
 
-GROUPS = {group: sorted(spec.get("hosts") or {}) for group, spec in _HOSTS.items()}
-HOSTVARS = {name: hv for spec in _HOSTS.values() for name, hv in (spec.get("hosts") or {}).items() if hv}
+GROUPS, HOSTVARS = labkit.inventory_hosts(INVENTORY)
 BACKENDS = GROUPS["backend"]
 DOMAIN = ALL_VARS["api_domain"]
 LB = GROUPS["lb"][0]

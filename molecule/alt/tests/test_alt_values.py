@@ -25,9 +25,7 @@ def _load(name):
         return yaml.safe_load(fh)
 
 
-_HOSTS = _load("hosts.yml")["all"]["children"]
-GROUPS = {group: sorted(spec.get("hosts") or {}) for group, spec in _HOSTS.items()}
-HOSTVARS = {name: hv for spec in _HOSTS.values() for name, hv in (spec.get("hosts") or {}).items() if hv}
+GROUPS, HOSTVARS = labkit.inventory_hosts(INVENTORY)
 ALL = _load("group_vars/all.yml")
 BACKEND = _load("group_vars/backend.yml")
 PGBOUNCER = _load("group_vars/pgbouncer.yml")

@@ -31,9 +31,8 @@ with open(os.path.join(PROJECT, "roles", "pgbouncer", "vars", "main.yml"), encod
 
 def example_hosts(example):
     """{group: {host: hostvars}} of the example's hosts.yml."""
-    with open(os.path.join(PROJECT, "inventories", example, "hosts.yml"), encoding="utf-8") as fh:
-        children = yaml.safe_load(fh)["all"]["children"]
-    return {group: spec.get("hosts") or {} for group, spec in children.items() if spec}
+    groups, hostvars = labkit.inventory_hosts(os.path.join(PROJECT, "inventories", example))
+    return {group: {host: hostvars.get(host, {}) for host in hosts} for group, hosts in groups.items()}
 
 
 def stand_ins(example):
